@@ -1,0 +1,16 @@
+import type { ArchTable } from '../schema.js';
+import { llamaGlobals, llamaLayer } from './llama.js';
+
+export const mistral: ArchTable = {
+  family: 'mistral',
+  modelTypes: ['mistral'],
+  architectures: ['MistralForCausalLM'],
+  depthKey: 'num_hidden_layers',
+  layerPrefix: 'model.layers.',
+  layerTensors: llamaLayer,
+  globalTensors: llamaGlobals,
+  perLayerConfigLists: ['layer_types'],
+  layerIndexConfigKeys: [],
+  normIdentity: 1,
+  residualOutputs: ['o_proj', 'down_proj'],
+};

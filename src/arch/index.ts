@@ -1,0 +1,131 @@
+import { UserError } from '../errors.js';
+import type { DType, ModelConfig } from '../checkpoint/types.js';
+import { gemma3 } from './families/gemma3.js';
+import { llama } from './families/llama.js';
+import { mistral } from './families/mistral.js';
+import { qwen2 } from './families/qwen2.js';
+import { qwen3 } from './families/qwen3.js';
+import { type ArchTable, type LayerTensor, validateTable } from './schema.js';
+
+export type { ArchTable, LayerTensor } from './schema.js';
+export { linearTypes } from './schema.js';
+
+export const families: readonly ArchTable[] = [llama, mistral, qwen2, qwen3, gemma3].map(validateTable);
+
+const byModelType = new Map<string, ArchTable>();
+for (const t of families) for (const m of t.modelTypes) {
+  if (byModelType.has(m)) throw new Error(`model_type ${m} claimed by two architecture tables`);
+  byModelType.set(m, t);
+}
+
+export function supportedModelTypes(): string[] {
+  return [...byModelType.keys()].sort();
+}
+
+export function archFor(config: ModelConfig): ArchTable {
+  const mt = config.model_type;
+  if (typeof mt !== 'string') throw new UserError('config.json has no "model_type"; lesa needs it to know the architecture');
+  const t = byModelType.get(mt);
+  if (!t) throw new UserError(`unsupported architecture model_type "${mt}"; supported: ${supportedModelTypes().join(', ')}`);
+  return t;
+}
+
+interface ShapeInfo { dtype: DType; shape: number[] }
+
+/** A checkpoint seen through its architecture table: which tensors exist, with which shapes. */
+export interface ModelLayout {
+  arch: ArchTable;
+  layers: number;
+  /** Layer tensors present in this checkpoint (required ones plus present optional ones), table order. */
+  layerTensors: LayerTensor[];
+  /** dtype/shape per layer tensor type (identical across layers). */
+  typeInfo: Map<string, ShapeInfo>;
+  /** Non-layer tensors in table order, then any others in checkpoint order (copied through). */
+  globals: string[];
+  globalInfo: Map<string, ShapeInfo>;
+}
+
+export function layerTensorName(arch: ArchTable, layer: number, lt: LayerTensor): string {
+  return `${arch.layerPrefix}${layer}.${lt.suffix}`;
+}
+
+const FLOAT = new Set<DType>(['F32', 'F16', 'BF16']);
+
+/** Validates that the checkpoint's tensors are exactly what the table and config describe. */
+export function resolveLayout(config: ModelConfig, tensors: Map<string, ShapeInfo>): ModelLayout {
+  const arch = archFor(config);
+  const L = config[arch.depthKey];
+  if (!Number.isSafeInteger(L) || (L as number) < 1) {
+    throw new UserError(`config.json "${arch.depthKey}" must be a positive integer, got ${JSON.stringify(L)}`);
+  }
+  const layers = L as number;
+  for (const key of arch.perLayerConfigLists) {
+    const v = config[key];
+    if (v !== undefined && v !== null && (!Array.isArray(v) || v.length !== layers)) {
+      throw new UserError(`config.json "${key}" must list one entry per layer (${layers}), got ${Array.isArray(v) ? v.length : typeof v}`);
+    }
+  }
+  const prefix = arch.layerPrefix;
+  const bySuffix = new Map(arch.layerTensors.map((lt) => [lt.suffix, lt]));
+  const seen = new Map<string, Set<number>>();
+  const globals: string[] = [];
+  for (const name of tensors.keys()) {
+    if (!name.startsWith(prefix)) { globals.push(name); continue; }
+    const rest = name.slice(prefix.length);
+    const dot = rest.indexOf('.');
+    const idxText = rest.slice(0, dot);
+    const lt = bySuffix.get(rest.slice(dot + 1));
+    if (dot <= 0 || !/^(0|[1-9]\d*)$/.test(idxText)) throw new UserError(`tensor ${name} is under "${prefix}" but has no layer index`);
+    const idx = Number(idxText);
+    if (idx >= layers) throw new UserError(`tensor ${name} belongs to layer ${idx}, but config.json says ${arch.depthKey} = ${layers}`);
+    if (!lt) throw new UserError(`tensor ${name}: unknown per-layer tensor for the ${arch.family} table; lesa cannot grow a layer it does not fully know`);
+    if (!seen.has(lt.type)) seen.set(lt.type, new Set());
+    seen.get(lt.type)!.add(idx);
+  }
+  const present: LayerTensor[] = [];
+  const typeInfo = new Map<string, ShapeInfo>();
+  for (const lt of arch.layerTensors) {
+    const got = seen.get(lt.type);
+    if (!got) {
+      if (lt.optional) continue;
+      throw new UserError(`missing tensor ${layerTensorName(arch, 0, lt)} (required by the ${arch.family} table)`);
+    }
+    if (got.size !== layers) {
+      const missing = [...Array(layers).keys()].find((i) => !got.has(i))!;
+      throw new UserError(`missing tensor ${layerTensorName(arch, missing, lt)}: present in some layers but not all`);
+    }
+    const first = tensors.get(layerTensorName(arch, 0, lt))!;
+    const wantDims = lt.role === 'linear' ? 2 : 1;
+    if (first.shape.length !== wantDims) throw new UserError(`tensor ${layerTensorName(arch, 0, lt)} has shape [${first.shape}] but a ${lt.role} must be ${wantDims}-D`);
+    if (!FLOAT.has(first.dtype)) throw new UserError(`tensor ${layerTensorName(arch, 0, lt)} has dtype ${first.dtype}; lesa handles F32, F16 and BF16 layers`);
+    for (let i = 1; i < layers; i++) {
+      const t = tensors.get(layerTensorName(arch, i, lt))!;
+      if (t.dtype !== first.dtype || t.shape.join() !== first.shape.join()) {
+        throw new UserError(`tensor ${layerTensorName(arch, i, lt)} is ${t.dtype}[${t.shape}] but layer 0 has ${first.dtype}[${first.shape}]; every layer must match`);
+      }
+    }
+    present.push(lt);
+    typeInfo.set(lt.type, { dtype: first.dtype, shape: first.shape });
+  }
+  const known = arch.globalTensors.map((g) => g.name);
+  for (const g of arch.globalTensors) {
+    if (!g.optional && !tensors.has(g.name)) throw new UserError(`missing tensor ${g.name} (required by the ${arch.family} table)`);
+  }
+  const orderedGlobals = [...known.filter((n) => tensors.has(n)), ...globals.filter((n) => !known.includes(n))];
+  checkConfigShapes(config, arch, typeInfo, tensors);
+  const globalInfo = new Map(orderedGlobals.map((n) => [n, tensors.get(n)!]));
+  return { arch, layers, layerTensors: present, typeInfo, globals: orderedGlobals, globalInfo };
+}
+
+function checkConfigShapes(config: ModelConfig, arch: ArchTable, info: Map<string, ShapeInfo>, tensors: Map<string, ShapeInfo>): void {
+  const hidden = config.hidden_size;
+  const emb = tensors.get('model.embed_tokens.weight');
+  if (typeof hidden === 'number' && emb && emb.shape[1] !== hidden) {
+    throw new UserError(`config.json hidden_size = ${hidden} but model.embed_tokens.weight is [${emb.shape}]`);
+  }
+  const inter = config.intermediate_size;
+  const gate = info.get('gate_proj');
+  if (typeof inter === 'number' && gate && gate.shape[0] !== inter) {
+    throw new UserError(`config.json intermediate_size = ${inter} but ${arch.layerPrefix}0.mlp.gate_proj.weight is [${gate.shape}]`);
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Architecture knowledge is data: one table per model family (families/*.ts), validated
+ * strictly when the registry loads, so a broken table fails at import, not mid-expansion.
+ */
+
+export type TensorRole = 'linear' | 'norm' | 'bias';
+
+export interface LayerTensor {
+  /** Short type name, unique within the table: q_proj, input_layernorm, q_bias... */
+  type: string;
+  /** Name after `${layerPrefix}${i}.`, e.g. "self_attn.q_proj.weight". */
+  suffix: string;
+  role: TensorRole;
+  /** May be absent (then absent in every layer): e.g. Llama's attention_bias. */
+  optional?: boolean;
+}
+
+export interface GlobalTensor {
+  name: string;
+  optional?: boolean;
+}
+
+export interface ArchTable {
+  family: string;
+  /** config.model_type values this table serves. */
+  modelTypes: string[];
+  /** config.architectures values this table serves. */
+  architectures: string[];
+  /** config key that holds the number of decoder layers. */
+  depthKey: string;
+  /** Per-layer tensor names start with `${layerPrefix}${index}.`. */
+  layerPrefix: string;
+  layerTensors: LayerTensor[];
+  globalTensors: GlobalTensor[];
+  /** Config arrays with one entry per layer (grown with the depth): layer_types... */
+  perLayerConfigLists: string[];
+  /** Config integers that name a layer index boundary (remapped to the new depth): max_window_layers... */
+  layerIndexConfigKeys: string[];
+  /**
+   * Value of a norm weight that makes the norm an identity scale: 1 for x*w norms,
+   * 0 for Gemma's x*(1+w) norms. Used by the `random` method.
+   */
+  normIdentity: 0 | 1;
+  /** Linear types that write into the residual stream (zeroed for an identity block). */
+  residualOutputs: string[];
+}
+
+const TABLE_KEYS = new Set<keyof ArchTable>([
+  'family', 'modelTypes', 'architectures', 'depthKey', 'layerPrefix', 'layerTensors',
+  'globalTensors', 'perLayerConfigLists', 'layerIndexConfigKeys', 'normIdentity', 'residualOutputs',
+]);
+const LAYER_TENSOR_KEYS = new Set(['type', 'suffix', 'role', 'optional']);
+const GLOBAL_TENSOR_KEYS = new Set(['name', 'optional']);
+const ROLES = new Set<TensorRole>(['linear', 'norm', 'bias']);
+
+function fail(family: string, what: string): never {
+  throw new Error(`architecture table '${family}' is invalid: ${what}`);
+}
+
+function checkKeys(family: string, where: string, obj: object, allowed: Set<string>): void {
+  for (const k of Object.keys(obj)) if (!allowed.has(k)) fail(family, `unknown key '${k}' in ${where}`);
+}
+
+function checkStrings(family: string, key: string, v: unknown, nonEmpty: boolean): void {
+  if (!Array.isArray(v) || v.some((s) => typeof s !== 'string' || s.length === 0)) fail(family, `${key} must be an array of non-empty strings`);
+  if (nonEmpty && v.length === 0) fail(family, `${key} must not be empty`);
+  if (new Set(v).size !== v.length) fail(family, `${key} has duplicates`);
+}
+
+/** Throws on any unknown key, missing field or inconsistency. */
+export function validateTable(t: ArchTable): ArchTable {
+  const fam = typeof t.family === 'string' && t.family ? t.family : '?';
+  checkKeys(fam, 'the table', t, TABLE_KEYS as Set<string>);
+  for (const k of TABLE_KEYS) if (!(k in t)) fail(fam, `missing key '${k}'`);
+  checkStrings(fam, 'modelTypes', t.modelTypes, true);
+  checkStrings(fam, 'architectures', t.architectures, true);
+  checkStrings(fam, 'perLayerConfigLists', t.perLayerConfigLists, false);
+  checkStrings(fam, 'layerIndexConfigKeys', t.layerIndexConfigKeys, false);
+  checkStrings(fam, 'residualOutputs', t.residualOutputs, false);
+  if (typeof t.depthKey !== 'string' || !t.depthKey) fail(fam, 'depthKey must be a non-empty string');
+  if (typeof t.layerPrefix !== 'string' || !t.layerPrefix.endsWith('.')) fail(fam, "layerPrefix must end with '.'");
+  if (t.normIdentity !== 0 && t.normIdentity !== 1) fail(fam, 'normIdentity must be 0 or 1');
+  if (!Array.isArray(t.layerTensors) || t.layerTensors.length === 0) fail(fam, 'layerTensors must be a non-empty array');
+  const types = new Set<string>();
+  const suffixes = new Set<string>();
+  for (const lt of t.layerTensors) {
+    checkKeys(fam, `layerTensors entry ${JSON.stringify(lt)}`, lt, LAYER_TENSOR_KEYS);
+    if (typeof lt.type !== 'string' || !lt.type) fail(fam, 'layerTensors entry without type');
+    if (typeof lt.suffix !== 'string' || !lt.suffix) fail(fam, `layer tensor ${lt.type} without suffix`);
+    if (!ROLES.has(lt.role)) fail(fam, `layer tensor ${lt.type} has unknown role '${String(lt.role)}'`);
+    if (lt.optional !== undefined && typeof lt.optional !== 'boolean') fail(fam, `layer tensor ${lt.type}: optional must be boolean`);
+    if (types.has(lt.type)) fail(fam, `duplicate layer tensor type ${lt.type}`);
+    if (suffixes.has(lt.suffix)) fail(fam, `duplicate layer tensor suffix ${lt.suffix}`);
+    types.add(lt.type);
+    suffixes.add(lt.suffix);
+  }
+  for (const r of t.residualOutputs) {
+    const lt = t.layerTensors.find((x) => x.type === r);
+    if (!lt || lt.role !== 'linear') fail(fam, `residualOutputs names '${r}', which is not a linear layer tensor`);
+  }
+  if (!Array.isArray(t.globalTensors)) fail(fam, 'globalTensors must be an array');
+  for (const g of t.globalTensors) {
+    checkKeys(fam, `globalTensors entry ${JSON.stringify(g)}`, g, GLOBAL_TENSOR_KEYS);
+    if (typeof g.name !== 'string' || !g.name) fail(fam, 'globalTensors entry without name');
+    if (g.name.startsWith(t.layerPrefix)) fail(fam, `global tensor ${g.name} lies under the layer prefix`);
+  }
+  return t;
+}
+
+export function linearTypes(t: ArchTable): string[] {
+  return t.layerTensors.filter((x) => x.role === 'linear').map((x) => x.type);
+}

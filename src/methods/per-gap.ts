@@ -1,0 +1,53 @@
+import type { LayerTensor } from '../arch/index.js';
+import { UserError } from '../errors.js';
+import { assemblePlan, type OutputLayer, originalLayer } from '../plan/build.js';
+import { interleave, placeGaps, placeLlamaPro } from '../plan/placement.js';
+import type { Plan, Recipe } from '../plan/recipe.js';
+import type { MethodContext } from './method.js';
+
+/** Positions ("after original layer j") for per-gap methods, from the user's options. */
+export function positions(ctx: MethodContext, interpolating: boolean): number[] {
+  const L = ctx.layout.layers;
+  const { targetLayers, after, placement } = ctx.options;
+  if (!Number.isSafeInteger(targetLayers) || targetLayers <= L) {
+    throw new UserError(`--target-layers must be larger than the model's ${L} layers, got ${targetLayers}`);
+  }
+  const added = targetLayers - L;
+  const pos = placement === 'llama-pro' && !after
+    ? placeLlamaPro(L, added)
+    : placeGaps(L, added, { after, strategy: placement === 'llama-pro' ? undefined : placement });
+  if (interpolating) {
+    const bad = pos.find((j) => j > L - 2);
+    if (bad !== undefined) throw new UserError(`this method builds a layer from layers j and j+1, so it cannot go after the last layer (${bad}); choose positions 0..${L - 2}`);
+  }
+  return pos;
+}
+
+/** A plan that inserts one layer per position, made by `newLayer(j, lt)`. */
+export function perGapPlan(
+  ctx: MethodContext,
+  method: string,
+  options: Record<string, unknown>,
+  interpolating: boolean,
+  how: (j: number) => string,
+  newLayer: (j: number, lt: LayerTensor) => Recipe,
+): Plan {
+  const { layout } = ctx;
+  const pos = positions(ctx, interpolating);
+  const sequence: OutputLayer[] = interleave(layout.layers, pos).map((e) =>
+    e.kind === 'original'
+      ? originalLayer(layout, e.source)
+      : {
+          origin: { kind: 'new', source: e.after, between: interpolating ? [e.after, e.after + 1] : undefined, how: how(e.after) },
+          recipe: (lt: LayerTensor) => newLayer(e.after, lt),
+        });
+  return assemblePlan(method, { targetLayers: ctx.options.targetLayers, positions: pos, ...options }, layout, ctx.config, sequence);
+}
+
+/** Linear and bias types whose output is added to the residual stream (o_proj, down_proj and their biases). */
+export function residualTypes(ctx: MethodContext): Set<string> {
+  const { arch } = ctx.layout;
+  const outs = arch.layerTensors.filter((t) => arch.residualOutputs.includes(t.type));
+  const biasSuffixes = new Set(outs.map((t) => t.suffix.replace(/\.weight$/, '.bias')));
+  return new Set([...outs.map((t) => t.type), ...arch.layerTensors.filter((t) => biasSuffixes.has(t.suffix)).map((t) => t.type)]);
+}

@@ -1,0 +1,31 @@
+import { layerTensorName } from '../arch/index.js';
+import type { Recipe } from '../plan/recipe.js';
+import type { Method } from './method.js';
+import { perGapPlan } from './per-gap.js';
+
+/** FNV-1a of the tensor name mixed with the seed: each tensor gets its own stream. */
+export function tensorSeed(seed: number, name: string): number {
+  let h = (0x811c9dc5 ^ seed) >>> 0;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/** Control: a fresh layer of the right size and no structure. */
+export const random: Method = {
+  name: 'random',
+  summary: 'fresh init: normal(0, initializer_range) matrices, identity norms, zero biases (--match-norm rescales to the neighbours)',
+  reference: 'https://arxiv.org/abs/2502.13794',
+  plan(ctx) {
+    const { layout, config, options } = ctx;
+    const std = typeof config.initializer_range === 'number' ? config.initializer_range : 0.02;
+    const L = layout.layers;
+    return perGapPlan(ctx, 'random', { seed: options.seed, matchNorm: options.matchNorm, std }, false, (j) => `random${options.matchNorm ? ' (norm-matched)' : ''} after ${j}`,
+      (j, lt): Recipe => {
+        if (lt.role === 'norm') return layout.arch.normIdentity === 1 ? { kind: 'ones' } : { kind: 'zeros' };
+        if (lt.role === 'bias') return { kind: 'zeros' };
+        const name = `${layerTensorName(layout.arch, j, lt)}#new-after-${j}`;
+        const neighbours = (j + 1 < L ? [j, j + 1] : [j]).map((i) => layerTensorName(layout.arch, i, lt));
+        return { kind: 'random', seed: tensorSeed(options.seed, name), std, matchNormOf: options.matchNorm ? neighbours : undefined };
+      });
+  },
+};
