@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up (idempotent), TypeScript tests, Python tests.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+FIX="$(bash scripts/setup.sh | tail -n 1)"
+export LESA_FIXTURES="$FIX"
+PY="$(bash scripts/setup_python.sh --print-python)"
+export LESA_PYTHON="$PY"
+status=0
+node --test --test-concurrency=1 dist/test/ || status=1
+"$PY" -m pytest python/tests -q -p no:cacheprovider || status=1
+exit $status

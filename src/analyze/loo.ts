@@ -1,0 +1,92 @@
+import type { Checkpoint } from '../checkpoint/types.js';
+import type { ModelLayout } from '../arch/index.js';
+import { gaussian } from '../execute/rng.js';
+import type { LesaOptions } from '../methods/method.js';
+import { decompose, readLayer, type Decomposition } from '../methods/lesa/decompose.js';
+import { basis } from '../methods/lesa/decompose.js';
+import { interiorLayers, predictWeight, train, typeSeed } from '../methods/lesa/predictor.js';
+import type { Reporter } from '../report/reporter.js';
+
+/** How close a guess Ŵ is to the truth W. Relative error alone can be gamed (method.md §4.1). */
+export interface Closeness {
+  relError: number;
+  cosine: number;
+  normRatio: number;
+}
+
+export interface LooRow {
+  type: string;
+  layer: number;
+  lesa: Closeness;
+  copy: Closeness;
+  average: Closeness;
+  random: Closeness;
+}
+
+export function closeness(guess: Float32Array, truth: Float32Array): Closeness {
+  let dd = 0, gg = 0, tt = 0, gt = 0;
+  for (let i = 0; i < truth.length; i++) {
+    const g = guess[i], t = truth[i];
+    dd += (g - t) * (g - t); gg += g * g; tt += t * t; gt += g * t;
+  }
+  const nt = Math.sqrt(tt), ng = Math.sqrt(gg);
+  return { relError: Math.sqrt(dd) / nt, cosine: ng > 0 && nt > 0 ? gt / (ng * nt) : 0, normRatio: ng / nt };
+}
+
+function frob(x: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+  return Math.sqrt(s);
+}
+
+export interface LooOptions {
+  types: string[];
+  layers: number[];
+  lesa: LesaOptions;
+  seed: number;
+  scratchDir: string;
+}
+
+/**
+ * Leave-one-layer-out predictability: for each interior layer i, fit the predictor without
+ * the samples whose target is i, predict i from i-1 and i+1, and compare with the truth,
+ * next to copy, average and a size-matched random matrix. The SVD basis includes layer i.
+ */
+export async function leaveOneOut(ckpt: Checkpoint, layout: ModelLayout, o: LooOptions, reporter: Reporter, onDecomposition?: (d: Decomposition) => Promise<void>): Promise<LooRow[]> {
+  const rows: LooRow[] = [];
+  const L = layout.layers;
+  for (const [t, type] of o.types.entries()) {
+    reporter.phase('decompose', { type, typeIndex: t + 1, types: o.types.length });
+    const d = await decompose(ckpt, layout, type, { scratchDir: o.scratchDir, maxMemory: o.lesa.maxMemory });
+    await onDecomposition?.(d);
+    const US = basis(d);
+    for (const [k, i] of o.layers.entries()) {
+      const p = await train(d, interiorLayers(L, [i]), o.lesa, typeSeed(o.seed, type) ^ i);
+      const predicted = await predictWeight(d, p, i - 1, i + 1, US);
+      const [prev, truth, next] = await Promise.all([i - 1, i, i + 1].map((j) => readLayer(ckpt, layout, type, j)));
+      const avg = new Float32Array(truth.length);
+      for (let e = 0; e < avg.length; e++) avg[e] = (prev[e] + next[e]) / 2;
+      const rnd = gaussian(truth.length, typeSeed(o.seed + 1, type) ^ i, 1);
+      const scale = (frob(prev) + frob(next)) / 2 / frob(rnd);
+      for (let e = 0; e < rnd.length; e++) rnd[e] *= scale;
+      rows.push({ type, layer: i, lesa: closeness(predicted, truth), copy: closeness(prev, truth), average: closeness(avg, truth), random: closeness(rnd, truth) });
+      reporter.progress(k + 1, o.layers.length, { type, typeIndex: t + 1, types: o.types.length, phase: 'leave-one-out' });
+    }
+  }
+  return rows;
+}
+
+/** Mean of each metric per type and method. */
+export function summarize(rows: LooRow[]): Record<string, Record<'lesa' | 'copy' | 'average' | 'random', Closeness>> {
+  const out: Record<string, Record<string, Closeness>> = {};
+  const types = [...new Set(rows.map((r) => r.type))];
+  for (const type of types) {
+    const rs = rows.filter((r) => r.type === type);
+    out[type] = {};
+    for (const m of ['lesa', 'copy', 'average', 'random'] as const) {
+      const mean = (k: keyof Closeness) => rs.reduce((a, r) => a + r[m][k], 0) / rs.length;
+      out[type][m] = { relError: mean('relError'), cosine: mean('cosine'), normRatio: mean('normRatio') };
+    }
+  }
+  return out as ReturnType<typeof summarize>;
+}

@@ -1,0 +1,70 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { linearTypes, resolveLayout } from '../arch/index.js';
+import { openCheckpoint } from '../checkpoint/checkpoint.js';
+import { UserError } from '../errors.js';
+import { leaveOneOut, summarize, type LooRow } from '../analyze/loo.js';
+import { defaultLesaOptions } from '../methods/method.js';
+import { interiorLayers } from '../methods/lesa/predictor.js';
+import { bytesArg, intArg, listArg, numArg } from './args.js';
+import type { Command, CommandIO } from './main.js';
+
+export const analyzeCommand: Command = {
+  summary: 'Leave-one-layer-out predictability per weight type and layer: LESA next to copy, average and a size-matched random matrix.',
+  positionals: 'DIR',
+  options: {
+    types: { type: 'string' },
+    layers: { type: 'string' },
+    epochs: { type: 'string' },
+    lambda: { type: 'string' },
+    hidden: { type: 'string' },
+    seed: { type: 'string' },
+    'max-memory': { type: 'string' },
+    report: { type: 'string' },
+  },
+  async run(v, pos, io: CommandIO) {
+    if (pos.length !== 1) throw new UserError('usage: lesa analyze DIR [--types q_proj,...] [--layers 5,15,25] [--epochs N]');
+    const s = (k: string) => v[k] as string | undefined;
+    const ckpt = await openCheckpoint(pos[0]);
+    const scratch = await mkdtemp(join(tmpdir(), 'lesa-analyze-'));
+    try {
+      const layout = resolveLayout(ckpt.config, ckpt.tensors);
+      if (layout.layers < 3) throw new UserError(`leave-one-out needs at least 3 layers; ${pos[0]} has ${layout.layers}`);
+      const all = linearTypes(layout.arch).filter((t) => layout.typeInfo.has(t));
+      const types = s('types')?.split(',').map((x) => x.trim()) ?? all;
+      for (const t of types) if (!all.includes(t)) throw new UserError(`unknown weight type "${t}"; this model has: ${all.join(', ')}`);
+      const interior = interiorLayers(layout.layers);
+      const layers = listArg('layers', s('layers')) ?? interior;
+      for (const l of layers) if (!interior.includes(l)) throw new UserError(`--layers ${l} is not an interior layer (1..${layout.layers - 2})`);
+      const lesa = {
+        ...defaultLesaOptions,
+        epochs: intArg('epochs', s('epochs'), 1, 100000) ?? defaultLesaOptions.epochs,
+        lambda: numArg('lambda', s('lambda'), 0, 1) ?? defaultLesaOptions.lambda,
+        hidden: intArg('hidden', s('hidden'), 1, 65536) ?? defaultLesaOptions.hidden,
+        maxMemory: bytesArg('max-memory', s('max-memory')) ?? defaultLesaOptions.maxMemory,
+      };
+      const seed = intArg('seed', s('seed'), 0, 2 ** 32 - 1) ?? 0;
+      const rows = await leaveOneOut(ckpt, layout, { types, layers, lesa, seed, scratchDir: scratch }, io.reporter);
+      const summary = summarize(rows);
+      const data = { checkpoint: ckpt.dir, layers: layout.layers, options: { types, layers, epochs: lesa.epochs, lambda: lesa.lambda, hidden: lesa.hidden, seed }, note: 'the SVD basis includes the left-out layer (it is the model\'s own basis)', summary, rows };
+      io.print(formatTable(rows, summary), data);
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+      await ckpt.close();
+    }
+  },
+};
+
+function formatTable(rows: LooRow[], summary: ReturnType<typeof summarize>): string {
+  const f = (x: number) => x.toFixed(3).padStart(7);
+  const head = `${'type'.padEnd(10)} ${'layer'.padStart(5)} │ ${['lesa', 'copy', 'average', 'random'].map((m) => `${m.padEnd(7)} err    cos  ratio`).join(' │ ')}`;
+  const line = (type: string, layer: string, r: Pick<LooRow, 'lesa' | 'copy' | 'average' | 'random'>) =>
+    `${type.padEnd(10)} ${layer.padStart(5)} │ ${(['lesa', 'copy', 'average', 'random'] as const).map((m) => `${f(r[m].relError)}${f(r[m].cosine)}${f(r[m].normRatio)}`).join(' │ ')}`;
+  return [
+    'leave-one-layer-out: relative error ‖Ŵ−W‖/‖W‖, cosine(Ŵ,W), norm ratio ‖Ŵ‖/‖W‖ (basis includes the left-out layer)',
+    head,
+    ...rows.map((r) => line(r.type, String(r.layer), r)),
+    ...Object.entries(summary).map(([type, r]) => line(type, 'mean', r)),
+  ].join('\n');
+}

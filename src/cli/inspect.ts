@@ -1,0 +1,47 @@
+import { linearTypes, resolveLayout } from '../arch/index.js';
+import { openCheckpoint } from '../checkpoint/checkpoint.js';
+import { UserError } from '../errors.js';
+import type { Command, CommandIO } from './main.js';
+
+export const inspectCommand: Command = {
+  summary: 'Show what lesa sees in a checkpoint: architecture, depth, per-layer shapes and dtypes, parameters, size.',
+  positionals: 'DIR',
+  options: {},
+  async run(_v: Record<string, unknown>, pos: string[], io: CommandIO) {
+    if (pos.length !== 1) throw new UserError('usage: lesa inspect DIR');
+    const ckpt = await openCheckpoint(pos[0]);
+    try {
+      const layout = resolveLayout(ckpt.config, ckpt.tensors);
+      let params = 0;
+      for (const t of ckpt.tensors.values()) params += t.shape.reduce((a, b) => a * b, 1);
+      const layerTensors = layout.layerTensors.map((lt) => ({ type: lt.type, role: lt.role, ...layout.typeInfo.get(lt.type)! }));
+      const data = {
+        dir: ckpt.dir,
+        family: layout.arch.family,
+        model_type: ckpt.config.model_type,
+        layers: layout.layers,
+        parameters: params,
+        weight_bytes: ckpt.weightBytes,
+        linear_types: linearTypes(layout.arch).filter((t) => layout.typeInfo.has(t)),
+        layer_tensors: layerTensors,
+        globals: layout.globals.map((n) => ({ name: n, ...layout.globalInfo.get(n)! })),
+        per_layer_config: Object.fromEntries(layout.arch.perLayerConfigLists.filter((k) => k in ckpt.config).map((k) => [k, ckpt.config[k]])),
+        aux_files: ckpt.auxFiles,
+      };
+      const lines = [
+        `${ckpt.dir}`,
+        `  architecture  ${layout.arch.family} (model_type ${String(ckpt.config.model_type)})`,
+        `  layers        ${layout.layers}`,
+        `  parameters    ${(params / 1e6).toFixed(1)}M`,
+        `  size on disk  ${(ckpt.weightBytes / 1e6).toFixed(1)} MB`,
+        `  per layer:`,
+        ...layerTensors.map((t) => `    ${t.type.padEnd(28)} ${t.role.padEnd(7)} ${t.dtype.padEnd(5)} [${t.shape.join(', ')}]`),
+        `  global:`,
+        ...data.globals.map((g) => `    ${g.name.padEnd(28)} ${g.dtype.padEnd(5)} [${g.shape.join(', ')}]`),
+      ];
+      io.print(lines.join('\n'), data);
+    } finally {
+      await ckpt.close();
+    }
+  },
+};

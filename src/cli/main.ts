@@ -1,0 +1,114 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UserError } from '../errors.js';
+import { JsonReporter, TerminalReporter } from '../report/terminal.js';
+import { silentReporter, type Reporter } from '../report/reporter.js';
+import { VERSION } from '../version.js';
+
+export interface CommandIO {
+  json: boolean;
+  quiet: boolean;
+  reporter: Reporter;
+  /** Result for stdout: JSON with --json, else the command's own text. */
+  print(text: string, data: unknown): void;
+}
+
+export interface Command {
+  summary: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  positionals: string;
+  run(values: Record<string, string | boolean | undefined>, positionals: string[], io: CommandIO): Promise<void>;
+  /** Python module that receives the raw arguments instead. */
+  passThrough?: string;
+}
+
+const COMMON = {
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Commands load lazily: `lesa inspect` never pays for the native addon. */
+const commands: Record<string, () => Promise<Command>> = {
+  inspect: async () => (await import('./inspect.js')).inspectCommand,
+  expand: async () => (await import('./expand.js')).expandCommand,
+  analyze: async () => (await import('./analyze.js')).analyzeCommand,
+  verify: async () => (await import('./verify.js')).verifyCommand,
+  eval: async () => (await import('./python.js')).evalCommand,
+  train: async () => (await import('./python.js')).trainCommand,
+  compare: async () => (await import('./python.js')).compareCommand,
+};
+
+function usage(): string {
+  return `lesa ${VERSION}: grow a pretrained LLM deeper (LESA and depth up-scaling baselines)
+
+usage: lesa <command> [options]   (lesa <command> --help for its options)
+
+commands:
+  inspect DIR              architecture, depth, shapes, dtypes, parameters, size
+  expand DIR -o OUT        grow DIR to --target-layers with --method (lesa, copy, llama-pro, average, random, solar, stack)
+  analyze DIR              leave-one-layer-out predictability per weight type (LESA vs copy vs average)
+  verify OUT               check an output directory against its lesa.json manifest
+  eval DIR --text FILE     held-out perplexity (PyTorch)
+  train DIR --train FILE   continued pre-training (PyTorch)
+  compare DIR              expand with every method, evaluate and train each, write a report
+
+common options: --json (machine-readable result on stdout), --quiet, --help`;
+}
+
+function helpFor(name: string, c: Command): string {
+  const opts = Object.entries(c.options).map(([k, o]) => `  --${k}${o.type === 'string' ? ' VALUE' : ''}`).join('\n');
+  return `lesa ${name} ${c.positionals}\n${c.summary}\n\noptions:\n${opts}`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') { process.stdout.write(`${usage()}\n`); return name ? 0 : 2; }
+  if (name === '--version') { process.stdout.write(`${VERSION}\n`); return 0; }
+  const load = commands[name];
+  if (!load) { process.stderr.write(`lesa: unknown command "${name}"\n\n${usage()}\n`); return 2; }
+  const cmd = await load();
+  if (cmd.passThrough) {
+    await (await import('./python.js')).runPython(cmd.passThrough, rest);
+    return 0;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: { ...COMMON, ...cmd.options }, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UserError(`${(e as Error).message} (see lesa ${name} --help)`);
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>;
+  if (values.help) { process.stdout.write(`${helpFor(name, cmd)}\n`); return 0; }
+  const json = Boolean(values.json);
+  const quiet = Boolean(values.quiet);
+  const reporter = quiet ? silentReporter : json ? new JsonReporter() : new TerminalReporter();
+  const io: CommandIO = {
+    json, quiet, reporter,
+    print: (text, data) => process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : `${text}\n`),
+  };
+  try {
+    await cmd.run(values, parsed.positionals, io);
+  } finally {
+    reporter.close();
+  }
+  return 0;
+}
+
+function isUserError(e: unknown): boolean {
+  return e instanceof UserError || (e instanceof Error && e.name === 'CheckpointError');
+}
+
+/** Runs the CLI and sets the exit code: 2 for user errors (one line), 1 for internal ones (stack). */
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    process.exitCode = await main(argv);
+  } catch (e) {
+    if (isUserError(e)) {
+      process.stderr.write(`lesa: ${(e as Error).message}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`lesa: internal error, please report it with the command you ran:\n${(e as Error)?.stack ?? String(e)}\n`);
+      process.exitCode = 1;
+    }
+  }
+}

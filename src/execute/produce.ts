@@ -1,0 +1,81 @@
+import type { Checkpoint, FloatDType, TensorRef } from '../checkpoint/types.js';
+import { DTYPE_SIZES } from '../checkpoint/types.js';
+import { UserError } from '../errors.js';
+import { countNonFinite, fromF32, toF32 } from '../native/index.js';
+import type { Prepared } from '../methods/method.js';
+import type { OutputTensor } from '../plan/recipe.js';
+import { gaussian } from './rng.js';
+
+const FLOATS = new Set(['F32', 'F16', 'BF16']);
+
+function numel(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+async function readFinite(ckpt: Checkpoint, name: string): Promise<Float32Array> {
+  const x = await ckpt.readF32(name);
+  const bad = countNonFinite(x);
+  if (bad > 0) throw new UserError(`input tensor ${name} holds ${bad} NaN/Inf values; the checkpoint is damaged`);
+  return x;
+}
+
+function frobenius(x: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+  return Math.sqrt(s);
+}
+
+/** The bytes of one output tensor, made by its recipe. Memory: this tensor (and its f32 sources). */
+export async function produce(ckpt: Checkpoint, t: OutputTensor, prepared?: Prepared): Promise<Uint8Array> {
+  const r = t.recipe;
+  const n = numel(t.shape);
+  const dtype = t.dtype as FloatDType;
+  switch (r.kind) {
+    case 'copy': {
+      const raw = await ckpt.readRaw(r.src);
+      if (FLOATS.has(t.dtype)) {
+        const bad = countNonFinite(toF32(raw, dtype));
+        if (bad > 0) throw new UserError(`input tensor ${r.src} holds ${bad} NaN/Inf values; the checkpoint is damaged`);
+      }
+      return raw;
+    }
+    case 'mean': {
+      // f32 semantics, summed in order then divided: the same numbers torch gives for (a + b) / 2.
+      const acc = Float32Array.from(await readFinite(ckpt, r.srcs[0]));
+      for (const src of r.srcs.slice(1)) {
+        const x = await readFinite(ckpt, src);
+        for (let i = 0; i < n; i++) acc[i] = acc[i] + x[i];
+      }
+      for (let i = 0; i < n; i++) acc[i] = acc[i] / r.srcs.length;
+      return fromF32(acc, dtype);
+    }
+    case 'zeros':
+      return new Uint8Array(n * DTYPE_SIZES[t.dtype]);
+    case 'ones':
+      return fromF32(new Float32Array(n).fill(1), dtype);
+    case 'random': {
+      const x = gaussian(n, r.seed, r.std);
+      if (r.matchNormOf) {
+        let target = 0;
+        for (const src of r.matchNormOf) target += frobenius(await readFinite(ckpt, src)) / r.matchNormOf.length;
+        const scale = target / (frobenius(x) || 1);
+        for (let i = 0; i < n; i++) x[i] *= scale;
+      }
+      return fromF32(x, dtype);
+    }
+    case 'predicted': {
+      if (!prepared) throw new Error(`internal: tensor ${t.name} is predicted but the method prepared nothing`);
+      return prepared.produce(t.name);
+    }
+  }
+}
+
+export function sourceNames(t: OutputTensor): string[] {
+  const r = t.recipe;
+  if (r.kind === 'copy') return [r.src];
+  if (r.kind === 'mean') return r.srcs;
+  if (r.kind === 'random') return r.matchNormOf ?? [];
+  return [];
+}
+
+export type { TensorRef };

@@ -1,0 +1,116 @@
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Checkpoint } from '../../checkpoint/types.js';
+import { layerTensorName, type ModelLayout } from '../../arch/index.js';
+import { UserError } from '../../errors.js';
+import { coefficients, countNonFinite, eigSym, gramAccumulate } from '../../native/index.js';
+
+/** Components with S <= REL_TOL * S[0] are numerically zero (Gram eigenvalues carry ~1e-16 relative error). */
+export const REL_TOL = 1e-6;
+
+/** Coefficient blocks V_i of all layers, [L][rank][cols] f32, in memory or in a scratch file. */
+export type VStore = { kind: 'memory'; data: Float32Array } | { kind: 'file'; path: string; offset: number };
+
+/** The stacked SVD of one weight type: W_i = U diag(S) V_i for every layer i. */
+export interface Decomposition {
+  type: string;
+  rows: number;
+  cols: number;
+  rank: number;
+  layers: number;
+  /** rows × rank, row-major, f64. */
+  U: Float64Array;
+  /** rank singular values, descending. */
+  S: Float64Array;
+  V: VStore;
+}
+
+export interface DecomposeHooks {
+  step?(what: 'gram' | 'eig' | 'coefficients', done: number, total: number): void;
+  scratchDir: string;
+  maxMemory: number;
+}
+
+export async function readLayer(ckpt: Checkpoint, layout: ModelLayout, type: string, i: number): Promise<Float32Array> {
+  const lt = layout.layerTensors.find((t) => t.type === type)!;
+  const name = layerTensorName(layout.arch, i, lt);
+  const w = await ckpt.readF32(name);
+  const bad = countNonFinite(w);
+  if (bad > 0) throw new UserError(`tensor ${name} holds ${bad} NaN/Inf values; refusing to decompose it`);
+  return w;
+}
+
+/**
+ * Gram route to the thin SVD of [W_1 | ... | W_L]: G = sum W_i W_i^T in f64 one layer at a
+ * time, G = U diag(S^2) U^T, then V_i = diag(1/S) U^T W_i. Never holds the concatenation.
+ */
+export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: string, hooks: DecomposeHooks): Promise<Decomposition> {
+  const [rows, cols] = layout.typeInfo.get(type)!.shape;
+  const L = layout.layers;
+  const G = new Float64Array(rows * rows);
+  for (let i = 0; i < L; i++) {
+    await gramAccumulate(G, await readLayer(ckpt, layout, type, i), rows, cols);
+    hooks.step?.('gram', i + 1, L);
+  }
+  hooks.step?.('eig', 0, 1);
+  const { values, vectors } = await eigSym(G, rows);
+  hooks.step?.('eig', 1, 1);
+  const rank = Math.min(rows, L * cols);
+  const S = new Float64Array(rank);
+  for (let k = 0; k < rank; k++) S[k] = Math.sqrt(Math.max(values[k], 0));
+  const U = rank === rows ? vectors : firstColumns(vectors, rows, rank);
+  const blockLen = rank * cols;
+  const V = await storeBlocks(L, blockLen, hooks, type, async (i) => {
+    const block = await coefficients(U, S, await readLayer(ckpt, layout, type, i), rows, rank, cols, REL_TOL);
+    hooks.step?.('coefficients', i + 1, L);
+    return block;
+  });
+  return { type, rows, cols, rank, layers: L, U, S, V };
+}
+
+function firstColumns(m: Float64Array, rows: number, k: number): Float64Array {
+  const out = new Float64Array(rows * k);
+  for (let r = 0; r < rows; r++) out.set(m.subarray(r * rows, r * rows + k), r * k);
+  return out;
+}
+
+async function storeBlocks(L: number, blockLen: number, hooks: DecomposeHooks, type: string, make: (i: number) => Promise<Float32Array>): Promise<VStore> {
+  if (L * blockLen * 4 <= hooks.maxMemory) {
+    const data = new Float32Array(L * blockLen);
+    for (let i = 0; i < L; i++) data.set(await make(i), i * blockLen);
+    return { kind: 'memory', data };
+  }
+  const path = join(hooks.scratchDir, `V-${type}.f32`);
+  const fh = await open(path, 'w');
+  try {
+    for (let i = 0; i < L; i++) {
+      const b = await make(i);
+      await fh.write(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), 0, b.byteLength, i * blockLen * 4);
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return { kind: 'file', path, offset: 0 };
+}
+
+/** Layer i's coefficient block (rank × cols). */
+export async function block(d: Decomposition, i: number): Promise<Float32Array> {
+  const len = d.rank * d.cols;
+  if (d.V.kind === 'memory') return d.V.data.subarray(i * len, (i + 1) * len);
+  const out = new Float32Array(len);
+  const fh = await open(d.V.path, 'r');
+  try {
+    await fh.read(new Uint8Array(out.buffer), 0, len * 4, d.V.offset + i * len * 4);
+  } finally {
+    await fh.close();
+  }
+  return out;
+}
+
+/** U diag(S) as f32 rows × rank: the shared basis every layer of this type is built from. */
+export function basis(d: Decomposition): Float32Array {
+  const out = new Float32Array(d.rows * d.rank);
+  for (let r = 0; r < d.rows; r++) for (let k = 0; k < d.rank; k++) out[r * d.rank + k] = d.U[r * d.rank + k] * d.S[k];
+  return out;
+}

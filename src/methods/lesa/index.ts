@@ -1,0 +1,71 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fromF32 } from '../../native/index.js';
+import type { FloatDType } from '../../checkpoint/types.js';
+import type { Method, Prepared } from '../method.js';
+import { decompose } from './decompose.js';
+import { lesaPlan, predictedGaps } from './plan.js';
+import { interiorLayers, predictWeight, train, typeSeed } from './predictor.js';
+import { basis } from './decompose.js';
+
+/**
+ * LESA (Yang et al., ACL 2025): per linear weight type, decompose, train the predictor on
+ * every interior layer, predict the new layers, and park them in a scratch file until the
+ * executor writes them in output order. Memory: one type's decomposition at a time.
+ */
+export const lesa: Method = {
+  name: 'lesa',
+  summary: 'new linear weights predicted from the neighbours\' SVD coefficients by a learned MLP per weight type',
+  reference: 'https://arxiv.org/abs/2502.13794',
+  plan: lesaPlan,
+  async prepare(ckpt, plan, ctx, hooks): Promise<Prepared> {
+    const { layout, options } = ctx;
+    const o = options.lesa;
+    const wanted = predictedGaps(plan);
+    const types = [...wanted.keys()];
+    const scratch = join(hooks.scratchDir, 'predicted.bin');
+    const fh: FileHandle = await open(scratch, 'w+');
+    const where = new Map<string, { offset: number; length: number }>(); // key: type@left
+    let offset = 0;
+    try {
+      for (const [t, type] of types.entries()) {
+        const step = (phase: string) => (done: number, total: number, detail: Record<string, unknown> = {}) =>
+          hooks.progress(done, total, { type, typeIndex: t + 1, types: types.length, phase, ...detail });
+        hooks.phase('decompose', { type });
+        const d = await decompose(ckpt, layout, type, {
+          scratchDir: hooks.scratchDir, maxMemory: o.maxMemory,
+          step: (what, done, total) => step(what)(done, total),
+        });
+        hooks.phase('train', { type, samples: (layout.layers - 2) * d.rank });
+        const p = await train(d, interiorLayers(layout.layers), o, typeSeed(options.seed, type),
+          (epoch, b, bt, loss) => step('train')(epoch * bt + b, o.epochs * bt, { epoch: epoch + 1, loss }));
+        hooks.phase('predict', { type, finalLoss: p.epochLosses[p.epochLosses.length - 1] });
+        const US = basis(d);
+        const dtype = layout.typeInfo.get(type)!.dtype as FloatDType;
+        const gaps = wanted.get(type)!;
+        for (const [g, j] of gaps.entries()) {
+          const bytes = fromF32(await predictWeight(d, p, j, j + 1, US), dtype);
+          await fh.write(bytes, 0, bytes.byteLength, offset);
+          where.set(`${type}@${j}`, { offset, length: bytes.byteLength });
+          offset += bytes.byteLength;
+          step('predict')(g + 1, gaps.length);
+        }
+      }
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+    const recipes = new Map(plan.tensors.flatMap((t) => (t.recipe.kind === 'predicted' ? [[t.name, `${t.recipe.type}@${t.recipe.left}`] as const] : [])));
+    return {
+      async produce(name) {
+        const loc = where.get(recipes.get(name)!)!;
+        const out = new Uint8Array(loc.length);
+        await fh.read(out, 0, loc.length, loc.offset);
+        return out;
+      },
+      async dispose() {
+        await fh.close();
+      },
+    };
+  },
+};

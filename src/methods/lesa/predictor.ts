@@ -1,0 +1,46 @@
+import { UserError } from '../../errors.js';
+import { countNonFinite, predictRows, reconstruct, trainPredictor } from '../../native/index.js';
+import type { LesaOptions } from '../method.js';
+import { basis, block, type Decomposition } from './decompose.js';
+
+export interface Predictor {
+  params: Float32Array;
+  hidden: number;
+  epochLosses: Float64Array;
+}
+
+export type TrainProgress = (epoch: number, batchDone: number, batchTotal: number, loss: number) => void;
+
+/** Fits G_T on samples ([V_{i-1}[k], V_{i+1}[k]] -> V_i[k]) for every target layer i. */
+export async function train(d: Decomposition, targets: number[], o: LesaOptions, seed: number, onProgress?: TrainProgress): Promise<Predictor> {
+  const V = d.V.kind === 'memory' ? d.V.data : { path: d.V.path, offset: d.V.offset };
+  const { params, epochLosses } = await trainPredictor({
+    V, layers: d.layers, rank: d.rank, cols: d.cols, targets: Int32Array.from(targets),
+    hidden: o.hidden, epochs: o.epochs, batch: o.batch, lr: o.lr, weightDecay: o.weightDecay, lambda: o.lambda,
+    seed, onProgress,
+  });
+  return { params, hidden: o.hidden, epochLosses };
+}
+
+/** W' = U diag(S) G_T([V_left, V_right]) for a layer between `left` and `right`. */
+export async function predictWeight(d: Decomposition, p: Predictor, left: number, right: number, US = basis(d)): Promise<Float32Array> {
+  const v = await predictRows(p.params, p.hidden, d.cols, await block(d, left), await block(d, right), d.rank);
+  const w = await reconstruct(US, v, d.rows, d.rank, d.cols);
+  const bad = countNonFinite(w);
+  if (bad > 0) throw new UserError(`the predicted ${d.type} between layers ${left} and ${right} holds ${bad} NaN/Inf values; try a smaller --lr or fewer --epochs`);
+  return w;
+}
+
+/** Targets of the training set: every interior layer (1..L-2), minus `exclude`. */
+export function interiorLayers(L: number, exclude: number[] = []): number[] {
+  const out: number[] = [];
+  for (let i = 1; i <= L - 2; i++) if (!exclude.includes(i)) out.push(i);
+  return out;
+}
+
+/** A per-type seed, so that types train on independent streams whatever their order. */
+export function typeSeed(seed: number, type: string): number {
+  let h = (seed ^ 0x9e3779b9) >>> 0;
+  for (let i = 0; i < type.length; i++) h = Math.imul(h ^ type.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}

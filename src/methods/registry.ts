@@ -1,0 +1,17 @@
+import { UserError } from '../errors.js';
+import { average } from './average.js';
+import { copy } from './copy.js';
+import { lesa } from './lesa/index.js';
+import { llamaPro } from './llama-pro.js';
+import type { Method } from './method.js';
+import { random } from './random.js';
+import { solar } from './solar.js';
+import { stack } from './stack.js';
+
+export const methods: readonly Method[] = [lesa, copy, llamaPro, average, random, solar, stack];
+
+export function methodByName(name: string): Method {
+  const m = methods.find((x) => x.name === name);
+  if (!m) throw new UserError(`unknown method "${name}"; choose one of: ${methods.map((x) => x.name).join(', ')}`);
+  return m;
+}
