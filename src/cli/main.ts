@@ -33,6 +33,7 @@ const commands: Record<string, () => Promise<Command>> = {
   expand: async () => (await import('./expand.js')).expandCommand,
   analyze: async () => (await import('./analyze.js')).analyzeCommand,
   verify: async () => (await import('./verify.js')).verifyCommand,
+  decompose: async () => (await import('./decompose.js')).decomposeCommand,
   eval: async () => (await import('./python.js')).evalCommand,
   train: async () => (await import('./python.js')).trainCommand,
   compare: async () => (await import('./python.js')).compareCommand,
@@ -48,6 +49,7 @@ commands:
   expand DIR -o OUT        grow DIR to --target-layers with --method (lesa, copy, llama-pro, average, random, solar, stack)
   analyze DIR              leave-one-layer-out predictability per weight type (LESA vs copy vs average)
   verify OUT               check an output directory against its lesa.json manifest
+  decompose DIR -o FILE    write LESA's stacked SVD factors (U, S, V per weight type) to safetensors
   eval DIR --text FILE     held-out perplexity (PyTorch)
   train DIR --train FILE   continued pre-training (PyTorch)
   compare DIR              expand with every method, evaluate and train each, write a report

@@ -13,7 +13,9 @@ export const solar: Method = {
     const T = options.targetLayers;
     if (options.after) throw new UserError('solar places layers by its own rule; --after does not apply');
     if (!Number.isSafeInteger(T) || T <= L || T > 2 * L - 2 || (2 * L - T) % 2 !== 0) {
-      throw new UserError(`solar needs an even drop m = (2L - target)/2 >= 1: with L = ${L}, --target-layers must be ${L + 2}, ${L + 4}, ..., ${2 * L - 2}; got ${T}`);
+      const valid = [];
+      for (let t = L + 1; t <= 2 * L - 2; t++) if (t % 2 === 0) valid.push(t);
+      throw new UserError(`solar drops m = (2L - target)/2 layers from each copy, so the target must be even and below 2L-1: with L = ${L}, --target-layers must be one of ${valid.join(', ') || '(none: the model is too shallow)'}; got ${T}`);
     }
     const m = (2 * L - T) / 2;
     const sequence: OutputLayer[] = [];

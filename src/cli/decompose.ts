@@ -1,0 +1,71 @@
+import { open, rename, rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { linearTypes, resolveLayout } from '../arch/index.js';
+import { openCheckpoint } from '../checkpoint/checkpoint.js';
+import type { TensorSpec } from '../checkpoint/types.js';
+import { planShards } from '../checkpoint/writer.js';
+import { UserError } from '../errors.js';
+import { block, decompose, type Decomposition } from '../methods/lesa/decompose.js';
+import { tmpdir } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command, CommandIO } from './main.js';
+
+function bytesOf(x: Float64Array | Float32Array): Uint8Array {
+  return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+}
+
+/**
+ * Dumps LESA's stacked decomposition (U f64 [rows, rank], S f64 [rank], V f32 [L, rank, cols]
+ * per type) as one safetensors file, so others (and the tests) can check it independently.
+ */
+export const decomposeCommand: Command = {
+  summary: 'Write the stacked SVD factors U, S, V of each weight type to a safetensors file.',
+  positionals: 'DIR -o FILE.safetensors',
+  options: { output: { type: 'string', short: 'o' }, types: { type: 'string' } },
+  async run(v, pos, io: CommandIO) {
+    const out = v.output as string | undefined;
+    if (pos.length !== 1 || !out) throw new UserError('usage: lesa decompose DIR -o FILE.safetensors [--types q_proj,...]');
+    const ckpt = await openCheckpoint(pos[0]);
+    const scratch = await mkdtemp(join(tmpdir(), 'lesa-decompose-'));
+    const target = resolve(out);
+    const tmp = `${target}.lesa-tmp-${process.pid}`;
+    try {
+      const layout = resolveLayout(ckpt.config, ckpt.tensors);
+      const all = linearTypes(layout.arch).filter((t) => layout.typeInfo.has(t));
+      const types = (v.types as string | undefined)?.split(',') ?? all;
+      for (const t of types) if (!all.includes(t)) throw new UserError(`unknown weight type "${t}"; this model has: ${all.join(', ')}`);
+      const decs: Decomposition[] = [];
+      for (const type of types) {
+        io.reporter.phase('decompose', { type });
+        decs.push(await decompose(ckpt, layout, type, { scratchDir: scratch, maxMemory: Infinity }));
+      }
+      const specs: TensorSpec[] = decs.flatMap((d) => [
+        { name: `${d.type}.U`, dtype: 'F64' as const, shape: [d.rows, d.rank] },
+        { name: `${d.type}.S`, dtype: 'F64' as const, shape: [d.rank] },
+        { name: `${d.type}.V`, dtype: 'F32' as const, shape: [d.layers, d.rank, d.cols] },
+      ]);
+      const shard = planShards(specs, Number.MAX_SAFE_INTEGER).shards[0];
+      const fh = await open(tmp, 'w');
+      try {
+        let pos = 0;
+        const put = async (b: Uint8Array) => { await fh.write(b, 0, b.byteLength, pos); pos += b.byteLength; };
+        await put(shard.header);
+        for (const d of decs) {
+          await put(bytesOf(d.U));
+          await put(bytesOf(d.S));
+          for (let i = 0; i < d.layers; i++) await put(bytesOf(await block(d, i)));
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, target);
+      io.print(`wrote ${target}: ${decs.map((d) => `${d.type} rank ${d.rank}`).join(', ')}`, { output: target, types: decs.map((d) => ({ type: d.type, rows: d.rows, cols: d.cols, rank: d.rank, layers: d.layers })) });
+    } finally {
+      await rm(tmp, { force: true });
+      await rm(scratch, { recursive: true, force: true });
+      await ckpt.close();
+    }
+  },
+};
