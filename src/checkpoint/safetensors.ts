@@ -79,7 +79,6 @@ export function parseHeaderBytes(headerBytes: Uint8Array, fileSize: number, file
   } catch {
     throw err('HeaderInvalidUtf8', 'the header is not valid UTF-8');
   }
-  if (text.length === 0 || text[0] !== '{') throw err('HeaderInvalidJson', 'the header does not start with "{"');
   let root: Json;
   try {
     root = parseStrictJson(text, { integersOnly: true, maxDepth: 8 });
@@ -91,6 +90,8 @@ export function parseHeaderBytes(headerBytes: Uint8Array, fileSize: number, file
     throw e;
   }
   if (!(root instanceof Map)) throw err('HeaderNotObject', 'the header JSON is not an object');
+  // As the reference implementation: no leading whitespace (trailing padding is fine).
+  if (text[0] !== '{') throw err('HeaderInvalidJson', 'the header does not start with "{"');
 
   let metadata: Record<string, string> | null = null;
   const tensors: SafetensorsEntry[] = [];
@@ -100,11 +101,13 @@ export function parseHeaderBytes(headerBytes: Uint8Array, fileSize: number, file
     if (name === '__metadata__') {
       if (v === null) continue;
       if (!(v instanceof Map)) throw err('InvalidMetadata', '__metadata__ is not an object');
-      metadata = Object.create(null) as Record<string, string>;
+      const md: Record<string, string> = {};
       for (const [k, s] of v) {
         if (typeof s !== 'string') throw err('InvalidMetadata', `__metadata__ value of ${q(k)} is not a string`);
-        metadata[k] = s;
+        // defineProperty: a "__proto__" key is stored as data, never as the prototype.
+        Object.defineProperty(md, k, { value: s, enumerable: true, writable: true, configurable: true });
       }
+      metadata = md;
       continue;
     }
     if (!(v instanceof Map)) throw err('InvalidTensorEntry', 'the entry is not an object', name);
