@@ -1,6 +1,7 @@
 // The native addon's conversions and linear algebra, checked against naive JS references
 // on small random inputs, plus the argument fuzz. The predictor is in native-predictor.test.ts.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 
 import { loadNative } from '../src/native/binding.js';
@@ -355,4 +356,15 @@ test('the raw binding checks argument counts and types', () => {
   assert.throws(() => raw.trainPredictor({}), TypeError);
   assert.throws(() => raw.toF32('abc', new Float32Array(1), 'F32'), TypeError);
   assert.throws(() => raw.fromF32(new Float32Array(1), new Uint8Array(2), 'F8'), TypeError);
+});
+
+test('a missing addon fails with the commands that fix it; importing alone does not load it', () => {
+  const script = `const n = await import(${JSON.stringify(new URL('../src/native/index.js', import.meta.url).href)});
+    try { n.getThreads(); } catch (e) { console.log(e.message); }`;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, LESA_NATIVE_ADDON: '/nonexistent/lesa_native.node' }, encoding: 'utf8',
+  });
+  assert.equal(child.status, 0, child.stderr);
+  assert.match(child.stdout, /Cannot load the lesa native addon \/nonexistent\/lesa_native.node/);
+  assert.ok(child.stdout.includes('apt-get install -y libopenblas-dev liblapacke-dev && npm run build:native'), child.stdout);
 });
