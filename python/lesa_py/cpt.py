@@ -224,7 +224,6 @@ def model_identity(model_dir: Path, weight_files: list[Path]) -> str:
 
 def source_dtype(weight_files: list[Path]):
     """The dtype the checkpoint stores (final/ is written back in it)."""
-    import torch
     from safetensors import safe_open
 
     with safe_open(str(weight_files[0]), framework="pt") as f:
@@ -566,7 +565,8 @@ def setup_distributed(cfg) -> Dist:
         if "MASTER_ADDR" in os.environ:
             dist.init_process_group(backend, device_id=device if kind == "cuda" else None)
         else:  # --fsdp in a plain single process: a one-rank group of our own
-            dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+            dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1,
+                                    device_id=device if kind == "cuda" else None)
         we = True
     if dist.is_initialized():
         rank, world = dist.get_rank(), dist.get_world_size()
@@ -647,10 +647,16 @@ def _train_loop(cfg, env: Dist) -> tuple[dict, Any]:
     cache_dir = Path(cfg.cache_dir or os.environ.get("LESA_CACHE_DIR") or Path.home() / ".cache/lesa/tokens")
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     try:
+        failure = None
         if env.local_rank == 0:
-            train_ids, train_info = tokenize_file(tokenizer, model_dir, cfg.train, cache_dir)
-            eval_ids = tokenize_file(tokenizer, model_dir, cfg.eval, cache_dir)[0] if cfg.eval else None
+            try:
+                train_ids, train_info = tokenize_file(tokenizer, model_dir, cfg.train, cache_dir)
+                eval_ids = tokenize_file(tokenizer, model_dir, cfg.eval, cache_dir)[0] if cfg.eval else None
+            except Exception as e:  # reach the barrier anyway: the other ranks must not hang
+                failure = e
         barrier()
+        if failure is not None:
+            raise failure
         if env.local_rank != 0:
             train_ids, train_info = tokenize_file(tokenizer, model_dir, cfg.train, cache_dir, build=False)
             eval_ids = tokenize_file(tokenizer, model_dir, cfg.eval, cache_dir, build=False)[0] if cfg.eval else None

@@ -24,7 +24,7 @@ BASE = dict(steps=3, seq_len=16, batch=4, grad_accum=1, lr=1e-2, min_lr=1e-3, wa
 
 
 @pytest.fixture(scope="module")
-def fx(tmp_path_factory):
+def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("cpt")
     text = _tiny.make_text(root / "train.txt")
     held = _tiny.make_text(root / "eval.txt", n_sentences=200, seed=1)
@@ -33,9 +33,9 @@ def fx(tmp_path_factory):
     return dict(root=root, text=text, eval=held, model=model, bare=bare, cache=root / "cache")
 
 
-def run(fx, out, **kw):
-    args = dict(BASE, model=str(fx["model"]), train=str(fx["text"]), eval=str(fx["eval"]),
-                out=str(fx["root"] / out), cache_dir=str(fx["cache"]))
+def run(tiny, out, **kw):
+    args = dict(BASE, model=str(tiny["model"]), train=str(tiny["text"]), eval=str(tiny["eval"]),
+                out=str(tiny["root"] / out), cache_dir=str(tiny["cache"]))
     args.update(kw)
     return cpt.train(args)
 
@@ -50,9 +50,9 @@ def state_dict(d):
     return AutoModelForCausalLM.from_pretrained(str(d), dtype=torch.float32).state_dict()
 
 
-def test_freeze_original_trains_only_new_layers(fx):
-    s = run(fx, "frozen", freeze="original", save_final=True)
-    before, after = state_dict(fx["model"]), state_dict(s["final"])
+def test_freeze_original_trains_only_new_layers(tiny):
+    s = run(tiny, "frozen", freeze="original", save_final=True)
+    before, after = state_dict(tiny["model"]), state_dict(s["final"])
     assert before.keys() == after.keys()
     new = tuple(f"model.layers.{i}." for i in _tiny.NEW_LAYERS)
     n_new = 0
@@ -73,9 +73,9 @@ def test_freeze_original_trains_only_new_layers(fx):
     assert man["files"]["model.safetensors"] == sha256_file(Path(s["final"]) / "model.safetensors")
 
 
-def test_freeze_none_trains_everything_tied_embeddings(fx):
-    s = run(fx, "full", freeze="none", save_final=True)
-    before, after = state_dict(fx["model"]), state_dict(s["final"])
+def test_freeze_none_trains_everything_tied_embeddings(tiny):
+    s = run(tiny, "full", freeze="none", save_final=True)
+    before, after = state_dict(tiny["model"]), state_dict(s["final"])
     for k in before:
         assert not torch.equal(before[k], after[k]), f"tensor {k} did not change"
     # Tied: the head is the (trained) embedding, not a stale copy.
@@ -83,12 +83,12 @@ def test_freeze_none_trains_everything_tied_embeddings(fx):
     assert s["trainable_params"] == s["total_params"]
 
 
-def test_resume_continues_exactly(fx):
+def test_resume_continues_exactly(tiny):
     common = dict(steps=6, save_every=3, eval_every=3)
-    full = run(fx, "r_full", **common)
-    part = run(fx, "r_part", **dict(common, steps=3, decay_steps=6))
+    full = run(tiny, "r_full", **common)
+    part = run(tiny, "r_part", **dict(common, steps=3, decay_steps=6))
     assert part["steps"] == 3 and Path(part["checkpoint"]).name == "step-00000003"
-    resumed = run(fx, "r_part", **dict(common, resume=True))
+    resumed = run(tiny, "r_part", **dict(common, resume=True))
     assert resumed["start_step"] == 3 and resumed["steps"] == 6
     a = {r["step"]: r for r in rows(full) if "loss" in r}
     b = {r["step"]: r for r in rows(resumed) if "loss" in r}
@@ -110,14 +110,14 @@ def test_resume_continues_exactly(fx):
         assert torch.allclose(wa[k], wb[k], atol=1e-6), k
 
 
-def test_resume_refuses_changed_settings(fx):
-    run(fx, "r_changed", steps=2, save_every=2)
+def test_resume_refuses_changed_settings(tiny):
+    run(tiny, "r_changed", steps=2, save_every=2)
     with pytest.raises(cpt.CPTError, match="different settings.*seq_len"):
-        run(fx, "r_changed", steps=4, save_every=2, seq_len=8, resume=True)
+        run(tiny, "r_changed", steps=4, save_every=2, seq_len=8, resume=True)
 
 
-def test_log_every_step_and_eval_rows(fx):
-    s = run(fx, "log", steps=5, eval_every=2, grad_accum=2)
+def test_log_every_step_and_eval_rows(tiny):
+    s = run(tiny, "log", steps=5, eval_every=2, grad_accum=2)
     rs = rows(s)
     train = [r for r in rs if "loss" in r]
     assert [r["step"] for r in train] == [1, 2, 3, 4, 5]
@@ -135,42 +135,42 @@ def test_log_every_step_and_eval_rows(fx):
     assert ev[-1]["eval_loss"] < ev[0]["eval_loss"]
 
 
-def test_same_seed_same_run(fx):
-    a = rows(run(fx, "seed_a", steps=2, eval=None))
-    b = rows(run(fx, "seed_b", steps=2, eval=None))
-    c = rows(run(fx, "seed_c", steps=2, eval=None, seed=1))
+def test_same_seed_same_run(tiny):
+    a = rows(run(tiny, "seed_a", steps=2, eval=None))
+    b = rows(run(tiny, "seed_b", steps=2, eval=None))
+    c = rows(run(tiny, "seed_c", steps=2, eval=None, seed=1))
     assert [r["loss"] for r in a] == [r["loss"] for r in b]
     assert [r["loss"] for r in a] != [r["loss"] for r in c]
 
 
-def test_user_errors(fx):
+def test_user_errors(tiny):
     with pytest.raises(cpt.CPTError, match="lesa.json"):
-        run(fx, "e1", model=str(fx["bare"]), freeze="original")
+        run(tiny, "e1", model=str(tiny["bare"]), freeze="original")
     with pytest.raises(cpt.CPTError, match="needs CUDA"):
-        run(fx, "e2", fsdp=True)
+        run(tiny, "e2", fsdp=True)
     with pytest.raises(cpt.CPTError, match="no checkpoint"):
-        run(fx, "e3", resume=True)
-    run(fx, "e4", steps=1)
+        run(tiny, "e3", resume=True)
+    run(tiny, "e4", steps=1)
     with pytest.raises(cpt.CPTError, match="already holds a run"):
-        run(fx, "e4", steps=1)
+        run(tiny, "e4", steps=1)
     with pytest.raises(cpt.CPTError, match="unknown option"):
-        run(fx, "e5", stepz=3)
+        run(tiny, "e5", stepz=3)
     with pytest.raises(cpt.CPTError, match="--min-lr"):
-        run(fx, "e6", min_lr=1.0)
-    pick = fx["root"] / "pickled"
+        run(tiny, "e6", min_lr=1.0)
+    pick = tiny["root"] / "pickled"
     pick.mkdir()
     (pick / "config.json").write_text("{}")
     (pick / "pytorch_model.bin").write_bytes(b"\x80\x04.")
     with pytest.raises(cpt.CPTError, match="pickle checkpoints .* refused"):
-        run(fx, "e7", model=str(pick))
+        run(tiny, "e7", model=str(pick))
     # The CLI turns user errors into one line and exit status 2.
-    rc = cpt.main(["--model", str(fx["bare"]), "--train", str(fx["text"]), "--out", str(fx["root"] / "e8"),
+    rc = cpt.main(["--model", str(tiny["bare"]), "--train", str(tiny["text"]), "--out", str(tiny["root"] / "e8"),
                    "--device", "cpu", "--quiet"])
     assert rc == 2
 
 
-def test_freeze_none_without_manifest(fx):
-    s = run(fx, "bare_none", model=str(fx["bare"]), freeze="none", steps=1, eval=None)
+def test_freeze_none_without_manifest(tiny):
+    s = run(tiny, "bare_none", model=str(tiny["bare"]), freeze="none", steps=1, eval=None)
     assert s["trainable_params"] == s["total_params"]
 
 
@@ -184,17 +184,17 @@ def test_lr_schedule():
     assert cpt.lr_at(55, c) == pytest.approx(0.55)  # half-way down the cosine
 
 
-def test_data_cache_sampler_and_eval_windows(fx, tmp_path):
+def test_data_cache_sampler_and_eval_windows(tiny, tmp_path):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(fx["model"]))
-    ids, info = tokenize_file(tok, fx["model"], fx["text"], tmp_path)
+    tok = AutoTokenizer.from_pretrained(str(tiny["model"]))
+    ids, info = tokenize_file(tok, tiny["model"], tiny["text"], tmp_path)
     cached = list(tmp_path.glob("*.npy"))
     assert len(cached) == 1 and info["tokens"] == len(ids) > 1000
     mtime = cached[0].stat().st_mtime_ns
-    ids2, _ = tokenize_file(tok, fx["model"], fx["text"], tmp_path)
+    ids2, _ = tokenize_file(tok, tiny["model"], tiny["text"], tmp_path)
     assert cached[0].stat().st_mtime_ns == mtime and np.array_equal(ids, ids2)  # reused, not rebuilt
-    assert tok.decode(ids[:3].tolist()).split() == fx["text"].read_text().split()[:3]
+    assert tok.decode(ids[:3].tolist()).split() == tiny["text"].read_text().split()[:3]
 
     s0, s1 = WindowSampler(ids, 16, 4, seed=0, rank=0), WindowSampler(ids, 16, 4, seed=0, rank=1)
     b0 = s0.next_batch()

@@ -40,7 +40,7 @@ save_file(sd, os.path.join(args["out"], f"params-rank{rank}-step{summary['steps'
 
 
 @pytest.fixture(scope="module")
-def fx(tmp_path_factory):
+def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     text = _tiny.make_text(root / "train.txt")
     held = _tiny.make_text(root / "eval.txt", n_sentences=100, seed=1)
@@ -49,17 +49,17 @@ def fx(tmp_path_factory):
     return dict(root=root, text=text, eval=held, model=model)
 
 
-def torchrun(fx, out: str, **kw):
-    args = dict(model=str(fx["model"]), train=str(fx["text"]), eval=str(fx["eval"]),
-                out=str(fx["root"] / out), cache_dir=str(fx["root"] / "cache"), device="cpu", dtype="f32",
+def torchrun(tiny, out: str, **kw):
+    args = dict(model=str(tiny["model"]), train=str(tiny["text"]), eval=str(tiny["eval"]),
+                out=str(tiny["root"] / out), cache_dir=str(tiny["root"] / "cache"), device="cpu", dtype="f32",
                 steps=4, seq_len=16, batch=2, grad_accum=2, lr=1e-2, min_lr=1e-3, warmup=1,
                 eval_every=2, eval_tokens=200, save_every=2, keep=2, quiet=True)
     args.update(kw)
-    af = fx["root"] / f"{out}-{args['steps']}-{int(bool(args.get('resume')))}.json"
+    af = tiny["root"] / f"{out}-{args['steps']}-{int(bool(args.get('resume')))}.json"
     af.write_text(json.dumps(args))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(PY_DIR) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(fx["root"] / "worker.py"), str(af)]
+           str(tiny["root"] / "worker.py"), str(af)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     return Path(args["out"])
@@ -75,8 +75,8 @@ def log_rows(out):
     return [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
 
 
-def test_ddp_replicas_stay_identical_and_resume(fx):
-    full = torchrun(fx, "full")
+def test_ddp_replicas_stay_identical_and_resume(tiny):
+    full = torchrun(tiny, "full")
     r0, r1 = load(full / "params-rank0-step4.safetensors"), load(full / "params-rank1-step4.safetensors")
     assert r0.keys() == r1.keys()
     for k in r0:
@@ -84,7 +84,7 @@ def test_ddp_replicas_stay_identical_and_resume(fx):
     # ...and training did something: the new layers moved, the frozen ones did not.
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(str(fx["model"]), dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(str(tiny["model"]), dtype=torch.float32)
     base = {n: p.detach() for n, p in base.named_parameters()}
     new = tuple(f"model.layers.{i}." for i in _tiny.NEW_LAYERS)
     for k in r0:
@@ -103,12 +103,12 @@ def test_ddp_replicas_stay_identical_and_resume(fx):
     # Resume under DDP from the step-2 checkpoint (kept by --keep 2), copied into a
     # fresh run dir with the full log: the log is cut back to step 2 and the
     # steps 3-4 equal the uninterrupted run's.
-    part = fx["root"] / "part"
+    part = tiny["root"] / "part"
     (part / "ckpt").mkdir(parents=True)
     shutil.copytree(full / "ckpt" / "step-00000002", part / "ckpt" / "step-00000002")
     (part / "ckpt" / "latest").write_text("step-00000002\n")
     shutil.copy(full / "log.jsonl", part / "log.jsonl")
-    torchrun(fx, "part", resume=True)
+    torchrun(tiny, "part", resume=True)
     a = {r["step"]: r["loss"] for r in rows if "loss" in r}
     b = {r["step"]: r["loss"] for r in log_rows(part) if "loss" in r}
     assert sorted(b) == [1, 2, 3, 4]
