@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { resolveLayout, type ModelLayout } from './arch/index.js';
 import { openCheckpoint } from './checkpoint/checkpoint.js';
-import { hashCheckpoint } from './checkpoint/verify.js';
+import { fingerprintCheckpoint, hashCheckpoint } from './checkpoint/verify.js';
 import type { ManifestInput } from './checkpoint/manifest.js';
 import type { Checkpoint } from './checkpoint/types.js';
 import { CheckpointWriter } from './checkpoint/writer.js';
@@ -24,6 +24,8 @@ export interface ExpandRequest {
   force?: boolean;
   dryRun?: boolean;
   maxShardBytes?: number;
+  /** Also hash the input's full contents into the manifest (reads the input once more). */
+  hashSource?: boolean;
   reporter?: Reporter;
 }
 
@@ -97,8 +99,11 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     await prepared?.dispose();
     await writer.writeJson('config.json', plan.config);
     for (const f of ckpt.auxFiles) await writer.copyFile(join(ckpt.dir, f), f);
-    reporter.phase('hash source');
-    const source = { dir: ckpt.dir, sha256: await hashCheckpoint(ckpt) };
+    const source: ManifestInput['source'] = { dir: ckpt.dir, fingerprint: await fingerprintCheckpoint(ckpt) };
+    if (req.hashSource) {
+      reporter.phase('hash source');
+      source.sha256 = await hashCheckpoint(ckpt);
+    }
     reporter.phase('finalize');
     await writer.finalize(manifestOf(plan, ctx, source));
     return { plan, output, seconds: (performance.now() - t0) / 1000 };

@@ -11,7 +11,8 @@ export type LesaManifest = {
   created: string;
   method: string;
   options: Record<string, unknown>;
-  source: { dir: string; sha256: string };
+  /** fingerprint: sha256 of the weight files' headers and sizes (always); sha256: of their contents (--hash-source). */
+  source: { dir: string; fingerprint: string; sha256?: string };
   source_layers: number;
   target_layers: number;
   layer_prefix: string;
