@@ -14,6 +14,7 @@ import { methodByName } from './methods/registry.js';
 import type { Plan } from './plan/recipe.js';
 import type { Reporter } from './report/reporter.js';
 import { silentReporter } from './report/reporter.js';
+import { PhaseClock } from './report/phase-clock.js';
 import { VERSION } from './version.js';
 
 export interface ExpandRequest {
@@ -33,6 +34,8 @@ export interface ExpandResult {
   plan: Plan;
   output?: string;
   seconds: number;
+  /** Wall seconds per phase (plan, decompose: gram/eig/coefficients, train, predict, write, finalize). */
+  phases: Record<string, number>;
 }
 
 export function resolveOptions(o: ExpandRequest['options']): ExpandOptions {
@@ -65,13 +68,14 @@ export async function planExpansion(input: string, method: string, options: Expa
  */
 export async function expand(req: ExpandRequest): Promise<ExpandResult> {
   const t0 = performance.now();
-  const reporter = req.reporter ?? silentReporter;
+  const reporter = new PhaseClock(req.reporter ?? silentReporter);
+  reporter.phase('plan');
   const method = methodByName(req.method);
   const options = resolveOptions(req.options);
   const { ckpt, plan, ctx } = await planExpansion(req.input, req.method, options);
   if (req.dryRun) {
     await ckpt.close();
-    return { plan, seconds: (performance.now() - t0) / 1000 };
+    return { plan, seconds: (performance.now() - t0) / 1000, phases: reporter.totals() };
   }
   const output = resolve(req.output);
   let scratch: string | undefined;
@@ -106,7 +110,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     }
     reporter.phase('finalize');
     await writer.finalize(manifestOf(plan, ctx, source));
-    return { plan, output, seconds: (performance.now() - t0) / 1000 };
+    return { plan, output, seconds: (performance.now() - t0) / 1000, phases: reporter.totals() };
   } catch (e) {
     await writer?.abort();
     throw e;

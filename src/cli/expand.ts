@@ -70,7 +70,7 @@ export const expandCommand: Command = {
       maxShardBytes: bytesArg('max-shard-size', s('max-shard-size')),
       reporter: io.reporter,
     });
-    const summary = { method: result.plan.method, source_layers: result.plan.sourceLayers, target_layers: result.plan.targetLayers, layers: result.plan.layers, output: result.output, seconds: result.seconds, threads: threads ?? availableParallelism() };
+    const summary = { method: result.plan.method, source_layers: result.plan.sourceLayers, target_layers: result.plan.targetLayers, layers: result.plan.layers, output: result.output, seconds: result.seconds, phases: result.phases, threads: threads ?? availableParallelism() };
     if (v['dry-run']) io.print(describePlan(result.plan), { ...summary, options: result.plan.options, tensors: result.plan.tensors });
     else io.print(`wrote ${result.output} (${result.plan.method}, ${result.plan.sourceLayers} → ${result.plan.targetLayers} layers) in ${result.seconds.toFixed(1)} s`, summary);
   },

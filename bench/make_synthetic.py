@@ -1,0 +1,71 @@
+"""Write a synthetic Llama checkpoint with real shapes and random bf16 weights, shard by shard.
+
+    python bench/make_synthetic.py llama-3.2-1b OUT_DIR
+    python bench/make_synthetic.py llama-3-8b OUT_DIR
+
+Weights are N(0, 0.02) (norms 1): the numbers are meaningless, the shapes and byte counts are
+real, so the run measures time and memory of every phase at that scale.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+SHAPES = {
+    "llama-3.2-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+                         num_key_value_heads=8, head_dim=64, vocab_size=128256, tie_word_embeddings=True),
+    "llama-3-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                       num_key_value_heads=8, head_dim=128, vocab_size=128256, tie_word_embeddings=False),
+}
+
+
+def layer_shapes(c: dict) -> dict[str, list[int]]:
+    h, i, kv = c["hidden_size"], c["intermediate_size"], c["num_key_value_heads"] * c["head_dim"]
+    q = c["num_attention_heads"] * c["head_dim"]
+    return {
+        "input_layernorm.weight": [h], "post_attention_layernorm.weight": [h],
+        "self_attn.q_proj.weight": [q, h], "self_attn.k_proj.weight": [kv, h], "self_attn.v_proj.weight": [kv, h],
+        "self_attn.o_proj.weight": [h, q], "mlp.gate_proj.weight": [i, h], "mlp.up_proj.weight": [i, h],
+        "mlp.down_proj.weight": [h, i],
+    }
+
+
+def main(name: str, out: Path) -> None:
+    c = SHAPES[name]
+    out.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(0)
+
+    def rnd(shape):
+        if len(shape) == 1:
+            return torch.ones(shape, dtype=torch.bfloat16)
+        return (torch.randn(shape, generator=g) * 0.02).to(torch.bfloat16)
+
+    shards: list[dict[str, torch.Tensor]] = [{"model.embed_tokens.weight": rnd([c["vocab_size"], c["hidden_size"]])}]
+    for layer in range(c["num_hidden_layers"]):
+        shards.append({f"model.layers.{layer}.{k}": rnd(s) for k, s in layer_shapes(c).items()})
+    last = {"model.norm.weight": rnd([c["hidden_size"]])}
+    if not c["tie_word_embeddings"]:
+        last["lm_head.weight"] = rnd([c["vocab_size"], c["hidden_size"]])
+    shards.append(last)
+    n = len(shards)
+    weight_map, total = {}, 0
+    for k, tensors in enumerate(shards):
+        fname = f"model-{k + 1:05d}-of-{n:05d}.safetensors"
+        save_file(tensors, out / fname, metadata={"format": "pt"})
+        for t_name, t in tensors.items():
+            weight_map[t_name] = fname
+            total += t.numel() * 2
+        print(f"wrote {fname}", file=sys.stderr)
+        shards[k] = {}
+    (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu", "rms_norm_eps": 1e-5,
+           "initializer_range": 0.02, "max_position_embeddings": 8192, "torch_dtype": "bfloat16", **c}
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], Path(sys.argv[2]))
