@@ -1,0 +1,173 @@
+"""Perplexity of a causal LM on a text file (strided sliding windows).
+
+    python -m lesa_py.eval DIR --text FILE [--max-tokens N] [--window 1024] [--stride 512]
+        [--batch B] [--device cpu|cuda|auto] [--dtype f32|bf16] [--json] [--quiet]
+
+The text is tokenized with the model's own tokenizer (default special tokens, e.g. BOS).
+Windows follow the standard HF recipe: window k covers [k*stride, k*stride+window) and
+scores only the tokens no earlier window scored, so every token but the first is scored
+exactly once, with at least window-stride tokens of context (after the first window).
+Reported: tokens (number of tokens scored), nll (mean negative log-likelihood in
+nats/token), ppl = exp(nll), seconds.
+Exit codes: 0 ok, 2 user error (one line on stderr), 1 other failure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from .progress import Progress
+
+DTYPES = {"f32": "float32", "bf16": "bfloat16"}
+
+
+class UserError(Exception):
+    pass
+
+
+def windows(n: int, window: int, stride: int) -> list[tuple[int, int, int]]:
+    """(begin, end, n_scored) per window over n tokens; the scored tokens are the last
+    n_scored of ids[begin:end] (minus position 0, which has no prediction)."""
+    if not 1 <= stride < window:  # stride == window would leave window starts without context
+        raise UserError(f"need 1 <= stride < window, got stride {stride}, window {window}")
+    out, prev_end = [], 0
+    for begin in range(0, n, stride):
+        end = min(begin + window, n)
+        out.append((begin, end, end - prev_end))
+        prev_end = end
+        if end == n:
+            break
+    return out
+
+
+def tokenize(tokenizer, text: str, max_tokens: int | None = None):
+    ids = tokenizer(text, return_tensors="pt").input_ids[0]
+    return ids[:max_tokens] if max_tokens else ids
+
+
+def evaluate(model, tokenizer_or_ids, text: str | None = None, *, max_tokens: int | None = None,
+             window: int = 1024, stride: int = 512, batch: int = 1, quiet: bool = True) -> dict:
+    """Token-level mean NLL / perplexity of `model` over token ids (a 1-D sequence) or over
+    `text` tokenized with the given tokenizer. Returns {tokens, nll, ppl, seconds}."""
+    import torch
+
+    t0 = time.time()
+    if text is not None:
+        ids = tokenize(tokenizer_or_ids, text, max_tokens)
+    else:
+        ids = torch.as_tensor(tokenizer_or_ids, dtype=torch.long).flatten()
+        ids = ids[:max_tokens] if max_tokens else ids
+    n = int(ids.numel())
+    if n < 2:
+        raise UserError(f"need at least 2 tokens to score, got {n}")
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit and min(window, n) > limit:
+        raise UserError(f"--window {window} exceeds the model's max_position_embeddings {limit}")
+    specs = windows(n, window, stride)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total_nll, scored = 0.0, 0
+    # Batch consecutive windows of equal length (only the last one may be shorter).
+    groups: list[list[tuple[int, int, int]]] = []
+    for s in specs:
+        g = groups[-1] if groups else None
+        if g and len(g) < batch and g[0][1] - g[0][0] == s[1] - s[0] and g[0][2] == s[2]:
+            g.append(s)
+        else:
+            groups.append([s])
+    with Progress(n - 1, "eval", quiet=quiet) as bar, torch.inference_mode():
+        for g in groups:
+            length, t = g[0][1] - g[0][0], g[0][2]
+            x = torch.stack([ids[b:e] for b, e, _ in g]).to(device)
+            keep = min(t + 1, length)  # logits at the last `keep` positions predict the scored tokens
+            logits = model(input_ids=x, logits_to_keep=keep, use_cache=False).logits[:, :-1].float()
+            targets = x[:, length - keep + 1:]
+            logp = torch.log_softmax(logits, dim=-1)
+            nll = -logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            total_nll += float(nll.double().sum())
+            scored += targets.numel()
+            bar.update(targets.numel())
+    model.train(was_training)
+    assert scored == n - 1, (scored, n)
+    mean = total_nll / scored
+    return {"tokens": scored, "nll": mean, "ppl": math.exp(mean), "seconds": time.time() - t0}
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda requested but CUDA is not available")
+    return name
+
+
+def check_dir(d: Path) -> None:
+    if not (d / "config.json").is_file():
+        raise UserError(f"{d}: not a checkpoint directory (no config.json)")
+    if not any(d.glob("*.safetensors")):
+        pickles = [p.name for p in d.iterdir() if p.suffix in (".bin", ".pt", ".pth")]
+        what = f"only pickle weights ({', '.join(sorted(pickles))})" if pickles else "no *.safetensors"
+        raise UserError(f"{d}: {what}; only safetensors checkpoints are accepted")
+
+
+def load(model_dir: str | Path, device: str = "cpu", dtype: str = "f32"):
+    """Load a safetensors HF checkpoint and its tokenizer; refuses pickle-only checkpoints."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    d = Path(model_dir)
+    check_dir(d)
+    model = AutoModelForCausalLM.from_pretrained(
+        d, dtype=getattr(torch, DTYPES[dtype]), use_safetensors=True).to(resolve_device(device))
+    tok = AutoTokenizer.from_pretrained(d)
+    return model.eval(), tok
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lesa_py.eval", description=__doc__.split("\n\n")[0])
+    ap.add_argument("dir")
+    ap.add_argument("--text", required=True, help="UTF-8 text file")
+    ap.add_argument("--max-tokens", type=int, default=None, help="use only the first N tokens")
+    ap.add_argument("--window", type=int, default=1024)
+    ap.add_argument("--stride", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
+    ap.add_argument("--dtype", choices=list(DTYPES), default="f32")
+    ap.add_argument("--json", action="store_true", help="print one JSON object to stdout")
+    ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    args = ap.parse_args(argv)
+    try:
+        if args.batch < 1 or (args.max_tokens is not None and args.max_tokens < 2):
+            raise UserError("--batch must be >= 1 and --max-tokens >= 2")
+        try:
+            text = Path(args.text).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read --text {args.text}: {e}") from None
+        windows(2, args.window, args.stride)  # validate before the (slow) imports and load
+        check_dir(Path(args.dir))
+        from transformers.utils import logging
+
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()  # ours (below) honours --quiet
+        model, tok = load(args.dir, args.device, args.dtype)
+        res = evaluate(model, tok, text, max_tokens=args.max_tokens, window=args.window,
+                       stride=args.stride, batch=args.batch, quiet=args.quiet)
+    except UserError as e:
+        print(f"lesa_py.eval: error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"ppl {res['ppl']:.4f}  nll {res['nll']:.5f}  tokens {res['tokens']}  ({res['seconds']:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Shared pytest fixtures: built test checkpoints (built on demand, instant when present)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lesa_py import fixtures  # noqa: E402
+
+TINY = [f"{t}-{d}" for t in fixtures.TINY for d in ("f32", "bf16")]
+
+
+def pytest_configure(config):
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+@pytest.fixture(scope="session")
+def fx():
+    """fx(name) -> Path of a built fixture (building the tiny ones / text if missing)."""
+    def get(name: str) -> Path:
+        if not fixtures.is_built(name):
+            if name == "gemma3-270m":
+                pytest.skip("gemma3-270m fixture not built (run scripts/fixtures.sh)")
+            fixtures.build([name])
+        return fixtures.path(name)
+    return get
+
+
+@pytest.fixture(scope="session")
+def moby(fx) -> str:
+    return (fx("text") / "moby-dick.txt").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Tiny models: thread start-up/spin-waiting costs more than it saves (and a lot on a
+    busy 2-core machine). Use as `pytestmark = pytest.mark.usefixtures("single_thread")`."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
