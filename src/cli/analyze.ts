@@ -5,13 +5,21 @@ import { linearTypes, resolveLayout } from '../arch/index.js';
 import { openCheckpoint } from '../checkpoint/checkpoint.js';
 import { UserError } from '../errors.js';
 import { leaveOneOut, summarize, type LooRow } from '../analyze/loo.js';
+import { buildReport, defaultLooLayers, writeReport } from '../analyze/report/index.js';
 import { defaultLesaOptions } from '../methods/method.js';
 import { interiorLayers } from '../methods/lesa/predictor.js';
 import { bytesArg, intArg, listArg, numArg } from './args.js';
 import type { Command, CommandIO } from './main.js';
 
+/** Report mode: leave-one-out is one predictor training per layer and type, so sample it. */
+export const REPORT_LOO_LAYERS = 8;
+export const REPORT_LOO_EPOCHS = 3;
+
 export const analyzeCommand: Command = {
-  summary: 'Leave-one-layer-out predictability per weight type and layer: LESA next to copy, average and a size-matched random matrix.',
+  summary: 'Leave-one-layer-out predictability per weight type and layer: LESA next to copy, average and a size-matched random matrix. '
+    + 'With --report OUT/: a self-contained HTML page, PNG figures and report.json (spectrum, energy, coefficient trajectories, '
+    + 'leave-one-out heat maps, layer similarity, and `lesa compare` results given with --compare DIR). '
+    + `In report mode leave-one-out defaults to ${REPORT_LOO_LAYERS} evenly spaced interior layers and --loo-epochs ${REPORT_LOO_EPOCHS}; --no-loo skips it.`,
   positionals: 'DIR',
   options: {
     types: { type: 'string' },
@@ -22,10 +30,21 @@ export const analyzeCommand: Command = {
     seed: { type: 'string' },
     'max-memory': { type: 'string' },
     report: { type: 'string' },
+    'loo-epochs': { type: 'string' },
+    'no-loo': { type: 'boolean' },
+    compare: { type: 'string' },
   },
   async run(v, pos, io: CommandIO) {
-    if (pos.length !== 1) throw new UserError('usage: lesa analyze DIR [--types q_proj,...] [--layers 5,15,25] [--epochs N]');
+    if (pos.length !== 1) throw new UserError('usage: lesa analyze DIR [--types q_proj,...] [--layers 5,15,25] [--epochs N] [--report OUT/ [--loo-epochs N] [--no-loo] [--compare DIR]]');
     const s = (k: string) => v[k] as string | undefined;
+    const reportDir = s('report');
+    if (reportDir === '') throw new UserError('--report needs a directory');
+    if (!reportDir) {
+      for (const k of ['loo-epochs', 'no-loo', 'compare']) if (v[k] !== undefined) throw new UserError(`--${k} only applies with --report OUT/`);
+    }
+    if (v['no-loo'] && (v.layers !== undefined || v['loo-epochs'] !== undefined || v.epochs !== undefined)) {
+      throw new UserError('--no-loo skips leave-one-out; drop --layers/--epochs/--loo-epochs or drop --no-loo');
+    }
     const ckpt = await openCheckpoint(pos[0]);
     const scratch = await mkdtemp(join(tmpdir(), 'lesa-analyze-'));
     try {
@@ -35,16 +54,29 @@ export const analyzeCommand: Command = {
       const types = s('types')?.split(',').map((x) => x.trim()) ?? all;
       for (const t of types) if (!all.includes(t)) throw new UserError(`unknown weight type "${t}"; this model has: ${all.join(', ')}`);
       const interior = interiorLayers(layout.layers);
-      const layers = listArg('layers', s('layers')) ?? interior;
+      const layers = listArg('layers', s('layers')) ?? (reportDir ? defaultLooLayers(layout.layers, REPORT_LOO_LAYERS) : interior);
       for (const l of layers) if (!interior.includes(l)) throw new UserError(`--layers ${l} is not an interior layer (1..${layout.layers - 2})`);
       const lesa = {
         ...defaultLesaOptions,
-        epochs: intArg('epochs', s('epochs'), 1, 100000) ?? defaultLesaOptions.epochs,
+        epochs: (reportDir ? intArg('loo-epochs', s('loo-epochs'), 1, 100000) : undefined)
+          ?? intArg('epochs', s('epochs'), 1, 100000) ?? (reportDir ? REPORT_LOO_EPOCHS : defaultLesaOptions.epochs),
         lambda: numArg('lambda', s('lambda'), 0, 1) ?? defaultLesaOptions.lambda,
         hidden: intArg('hidden', s('hidden'), 1, 65536) ?? defaultLesaOptions.hidden,
         maxMemory: bytesArg('max-memory', s('max-memory')) ?? defaultLesaOptions.maxMemory,
       };
       const seed = intArg('seed', s('seed'), 0, 2 ** 32 - 1) ?? 0;
+      if (reportDir) {
+        const data = await buildReport(ckpt, layout, {
+          types, loo: v['no-loo'] ? null : { layers, lesa, seed }, compareDir: s('compare'), scratchDir: scratch, maxMemory: lesa.maxMemory,
+        }, io.reporter);
+        const written = await writeReport(reportDir, data);
+        const lines = [];
+        if (data.loo) lines.push(formatTable(data.loo.rows, data.loo.summary), '');
+        if (data.compare && !data.compare.ok) lines.push(`compare: ${data.compare.reason}`);
+        lines.push(`report: ${written.html}`, `data:   ${written.json}`, `figures: ${written.png.length} PNG files in ${reportDir}`);
+        io.print(lines.join('\n'), { report: written.html, json: written.json, png: written.png, seconds: data.seconds, loo: data.loo?.summary ?? null, compare: data.compare });
+        return;
+      }
       const rows = await leaveOneOut(ckpt, layout, { types, layers, lesa, seed, scratchDir: scratch }, io.reporter);
       const summary = summarize(rows);
       const data = { checkpoint: ckpt.dir, layers: layout.layers, options: { types, layers, epochs: lesa.epochs, lambda: lesa.lambda, hidden: lesa.hidden, seed }, note: 'the SVD basis includes the left-out layer (it is the model\'s own basis)', summary, rows };
