@@ -61,7 +61,7 @@ export async function leaveOneOut(ckpt: Checkpoint, layout: ModelLayout, o: LooO
     await onDecomposition?.(d);
     const US = basis(d);
     for (const [k, i] of o.layers.entries()) {
-      const p = await train(d, interiorLayers(L, [i]), o.lesa, typeSeed(o.seed, type) ^ i);
+      const p = await train(d, interiorLayers(L, [i]), o.lesa, (typeSeed(o.seed, type) ^ i) >>> 0);
       const predicted = await predictWeight(d, p, i - 1, i + 1, US);
       const [prev, truth, next] = await Promise.all([i - 1, i, i + 1].map((j) => readLayer(ckpt, layout, type, j)));
       const avg = new Float32Array(truth.length);
