@@ -96,7 +96,7 @@ export function trajectoryFigure(d: ReportData): Figure {
   return {
     id: 'trajectory',
     title: 'Trajectory of the top singular row of V_i across depth (PCA)',
-    caption: 'Each point is one layer: row 0 of its coefficient block V_i (its coefficients on the shared direction with the largest singular value), projected on the first two principal components of the L points; colour = layer index, line = depth order. A smooth path means neighbouring layers sit next to each other in coefficient space. Path roughness = mean distance between consecutive layers ÷ mean distance between all pairs, in the full space (≈1: no order; a straight evenly spaced path scores 3/(L+1)).',
+    caption: 'Each point is one layer: row 0 of its coefficient block V_i (its coefficients on the shared direction with the largest singular value), projected on the first two principal components of the L points; colour = layer index, line = depth order. A smooth path means neighbouring layers sit next to each other in coefficient space. Row 0 has unit norm over all layers together (Σ_i ‖V_i[0,:]‖² = 1): when one layer owns most of the top component it sits far out and the others crowd near the origin. Path roughness = mean distance between consecutive layers ÷ mean distance between all pairs, in the full space (≈1: no order; a straight evenly spaced path scores 3/(L+1)).',
     spec: base({ concat: panels, columns: 4, resolve: { scale: { color: 'shared' } } }),
   };
 }
