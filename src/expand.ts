@@ -5,17 +5,19 @@ import { resolveLayout, type ModelLayout } from './arch/index.js';
 import { openCheckpoint } from './checkpoint/checkpoint.js';
 import { fingerprintCheckpoint, hashCheckpoint } from './checkpoint/verify.js';
 import type { ManifestInput } from './checkpoint/manifest.js';
-import type { Checkpoint } from './checkpoint/types.js';
+import { DTYPE_SIZES, type Checkpoint, type DType } from './checkpoint/types.js';
 import { CheckpointWriter } from './checkpoint/writer.js';
-import { registerAbortable, unregisterAbortable, type Abortable } from './checkpoint/cleanup.js';
+import { CheckpointError, ioError } from './checkpoint/errors.js';
+import { duringNativeWork, registerAbortable, unregisterAbortable, type Abortable } from './checkpoint/cleanup.js';
 import { produce } from './execute/produce.js';
-import { defaultLesaOptions, type ExpandOptions, type LesaOptions, type MethodContext } from './methods/method.js';
+import { defaultLesaOptions, type ExpandOptions, type LesaOptions, type MethodContext, type Prepared } from './methods/method.js';
 import { methodByName } from './methods/registry.js';
 import type { Plan } from './plan/recipe.js';
 import type { Reporter } from './report/reporter.js';
 import { silentReporter } from './report/reporter.js';
 import { PhaseClock } from './report/phase-clock.js';
 import { VERSION } from './version.js';
+import { UserError } from './errors.js';
 
 export interface ExpandRequest {
   input: string;
@@ -49,11 +51,20 @@ export function resolveOptions(o: ExpandRequest['options']): ExpandOptions {
   };
 }
 
+/** Largest growth factor accepted for --target-layers (relative to the source depth). */
+export const MAX_GROWTH = 64;
+
 /** Opens and validates a checkpoint, then plans it with a method. Reads no tensor data. */
 export async function planExpansion(input: string, method: string, options: ExpandOptions): Promise<{ ckpt: Checkpoint; layout: ModelLayout; plan: Plan; ctx: MethodContext }> {
   const ckpt = await openCheckpoint(input);
   try {
     const layout = resolveLayout(ckpt.config, ckpt.tensors);
+    // A plan holds one entry per output tensor: an absurd depth would exhaust memory while
+    // planning (stack --target-layers 100000000 did) instead of failing with a message.
+    const maxTarget = MAX_GROWTH * layout.layers;
+    if (options.targetLayers > maxTarget) {
+      throw new UserError(`--target-layers ${options.targetLayers} is more than ${MAX_GROWTH}× the model's ${layout.layers} layers (at most ${maxTarget}); lesa refuses a plan that large`);
+    }
     const ctx: MethodContext = { layout, config: ckpt.config, options };
     return { ckpt, layout, plan: methodByName(method).plan(ctx), ctx };
   } catch (e) {
@@ -80,6 +91,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
   const output = resolve(req.output);
   let scratch: string | undefined;
   let writer: CheckpointWriter | undefined;
+  let prepared: Prepared | undefined;
   const removeScratch = async () => { if (scratch) await rm(scratch, { recursive: true, force: true }); };
   const scratchGuard: Abortable = { abort: removeScratch, abortSync: () => { if (scratch) rmSync(scratch, { recursive: true, force: true }); } };
   registerAbortable(scratchGuard);
@@ -88,8 +100,9 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
       inputDir: ckpt.dir, force: req.force ?? false, maxShardBytes: req.maxShardBytes, specs: plan.tensors,
     });
     scratch = await mkdtemp(join(dirname(output), `.${basename(output)}.lesa-scratch-`));
-    const prepared = method.prepare
-      ? await method.prepare(ckpt, plan, ctx, { scratchDir: scratch, phase: (n, d) => reporter.phase(n, d), progress: (a, b, d) => reporter.progress(a, b, d) })
+    const prepare = method.prepare?.bind(method);
+    prepared = prepare
+      ? await duringNativeWork(() => prepare(ckpt, plan, ctx, { scratchDir: scratch!, phase: (n, d) => reporter.phase(n, d), progress: (a, b, d) => reporter.progress(a, b, d) }))
       : undefined;
     reporter.phase('write', { tensors: plan.tensors.length });
     const total = plan.tensors.reduce((a, t) => a + byteSize(t.shape, t.dtype), 0);
@@ -100,7 +113,9 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
       done += bytes.byteLength;
       reporter.progress(done, total, { tensor: k + 1, tensors: plan.tensors.length, unit: 'bytes' });
     }
-    await prepared?.dispose();
+    const finished = prepared;
+    prepared = undefined;
+    await finished?.dispose();
     await writer.writeJson('config.json', plan.config);
     for (const f of ckpt.auxFiles) await writer.copyFile(join(ckpt.dir, f), f);
     const source: ManifestInput['source'] = { dir: ckpt.dir, fingerprint: await fingerprintCheckpoint(ckpt) };
@@ -113,17 +128,34 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     return { plan, output, seconds: (performance.now() - t0) / 1000, phases: reporter.totals() };
   } catch (e) {
     await writer?.abort();
-    throw e;
+    throw asUserError(e, output, plan);
   } finally {
+    // A failure while writing must still close what the method holds open (LESA's scratch file).
+    await prepared?.dispose().catch(() => undefined);
     await removeScratch();
     unregisterAbortable(scratchGuard);
     await ckpt.close();
   }
 }
 
-function byteSize(shape: number[], dtype: string): number {
-  const size = dtype === 'F32' ? 4 : dtype === 'F64' || dtype === 'I64' ? 8 : dtype === 'I8' || dtype === 'U8' || dtype === 'BOOL' ? 1 : 2;
-  return shape.reduce((a, b) => a * b, size);
+/**
+ * An operating-system error that escaped the writer (a method's scratch file, mkdtemp) is the
+ * disk's or the environment's fault, not a bug: give it the one-line user-error form.
+ */
+function asUserError(e: unknown, output: string, plan: Plan): unknown {
+  if (e instanceof CheckpointError || e instanceof UserError) return e;
+  const err = e as NodeJS.ErrnoException | undefined;
+  if (!(err instanceof Error) || typeof err.code !== 'string' || typeof err.syscall !== 'string') return e;
+  if (err.code === 'ENOSPC' || err.code === 'EDQUOT') {
+    const weights = plan.tensors.reduce((a, t) => a + byteSize(t.shape, t.dtype), 0);
+    const scratch = plan.tensors.filter((t) => t.recipe.kind === 'predicted').reduce((a, t) => a + byteSize(t.shape, t.dtype), 0);
+    return new CheckpointError('DiskFull', `${dirname(output)}: the disk is full (${err.message}); at least ${weights + scratch} bytes are needed there: ${weights} for the output weights plus ${scratch} for the method's scratch file; free space there or choose another output directory (the partial output was removed)`, { file: err.path, cause: e });
+  }
+  return ioError(e, `${err.path ?? dirname(output)}: ${err.syscall}`, err.path);
+}
+
+function byteSize(shape: number[], dtype: DType): number {
+  return shape.reduce((a, b) => a * b, DTYPE_SIZES[dtype]);
 }
 
 export function manifestOf(plan: Plan, ctx: MethodContext, source: ManifestInput['source']): ManifestInput {

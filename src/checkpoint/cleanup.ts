@@ -3,7 +3,8 @@
  * SIGTERM or a crash removes its temporary directory instead of leaving gigabytes behind.
  *
  * Signals: SIGINT → exit 130, SIGTERM → exit 143 (128 + signal number), after a
- * synchronous abort of every registered writer. Uncaught exceptions / unhandled
+ * synchronous abort of every registered writer; during `duringNativeWork` the process ends
+ * by the re-raised signal instead (same status in a shell), see there. Uncaught exceptions / unhandled
  * rejections: abort, print the error, exit 1. A plain process.exit() also aborts (the
  * 'exit' event), synchronously.
  */
@@ -52,14 +53,36 @@ export function abortAllSync(): void {
 }
 
 let installed = 0;
-const onSigint = () => {
+let nativeWork = 0;
+
+/**
+ * Mark a stretch of long native work on libuv's thread pool (LESA's decomposition and
+ * training). process.exit() joins that pool, so it would wait for the job in flight (minutes
+ * of training) before the process ends; a signal arriving meanwhile therefore cleans up and
+ * then ends the process by the signal itself (default action: no wait; the shell still
+ * reports 128 + n, e.g. 130 for Ctrl-C).
+ */
+export async function duringNativeWork<T>(fn: () => Promise<T>): Promise<T> {
+  nativeWork++;
+  try {
+    return await fn();
+  } finally {
+    nativeWork--;
+  }
+}
+
+function leave(signal: 'SIGINT' | 'SIGTERM', code: number): void {
   abortAllSync();
-  process.exit(130);
-};
-const onSigterm = () => {
-  abortAllSync();
-  process.exit(143);
-};
+  if (nativeWork > 0) {
+    // With no listener left, libuv restores the default action: the re-raised signal ends the process now.
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+    return;
+  }
+  process.exit(code);
+}
+const onSigint = () => leave('SIGINT', 130);
+const onSigterm = () => leave('SIGTERM', 143);
 const onFatal = (e: unknown) => {
   abortAllSync();
   process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

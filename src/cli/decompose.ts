@@ -1,14 +1,12 @@
-import { open, rename, rm } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdtemp, open, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { linearTypes, resolveLayout } from '../arch/index.js';
 import { openCheckpoint } from '../checkpoint/checkpoint.js';
 import type { TensorSpec } from '../checkpoint/types.js';
 import { planShards } from '../checkpoint/writer.js';
 import { UserError } from '../errors.js';
 import { block, decompose, type Decomposition } from '../methods/lesa/decompose.js';
-import { tmpdir } from 'node:os';
-import { mkdtemp } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Command, CommandIO } from './main.js';
 
 function bytesOf(x: Float64Array | Float32Array): Uint8Array {

@@ -1,4 +1,4 @@
-import type { Checkpoint, FloatDType, TensorRef } from '../checkpoint/types.js';
+import type { Checkpoint, FloatDType } from '../checkpoint/types.js';
 import { DTYPE_SIZES } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
 import { countNonFinite, fromF32, toF32 } from '../native/index.js';
@@ -69,13 +69,3 @@ export async function produce(ckpt: Checkpoint, t: OutputTensor, prepared?: Prep
     }
   }
 }
-
-export function sourceNames(t: OutputTensor): string[] {
-  const r = t.recipe;
-  if (r.kind === 'copy') return [r.src];
-  if (r.kind === 'mean') return r.srcs;
-  if (r.kind === 'random') return r.matchNormOf ?? [];
-  return [];
-}
-
-export type { TensorRef };

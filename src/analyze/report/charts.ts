@@ -186,18 +186,18 @@ export function looFigure(d: ReportData, metric: 'relError' | 'cosine'): Figure 
 
 /** Initial perplexity of each expanded model (`lesa compare`). */
 export function comparePplFigure(c: CompareSummary): Figure | null {
-  const values = c.methods.filter((m) => m.initialPpl !== null).map((m) => ({ method: m.method, ppl: m.initialPpl }));
+  const values = c.methods.filter((m) => m.initialPpl !== null).map((m) => ({ method: m.method, ppl: m.initialPpl as number })).sort((a, b) => a.ppl - b.ppl);
   if (values.length === 0) return null;
+  const y = { field: 'method', type: 'nominal', sort: null, title: null }; // data order: ascending perplexity
+  const all = [...values.map((v) => v.ppl), ...(c.originalPpl !== null ? [c.originalPpl] : [])];
+  const log = Math.max(...all) / Math.min(...all) > 10; // a random layer can be orders of magnitude worse
+  const x = { field: 'ppl', type: 'quantitative', scale: log ? { type: 'log' } : { zero: false, padding: 12 }, title: `initial perplexity${log ? ' (log scale)' : ''}` };
   const layers: Spec[] = [{
-    mark: 'bar',
-    encoding: {
-      y: { field: 'method', type: 'nominal', sort: 'x', title: null },
-      x: { field: 'ppl', type: 'quantitative', scale: { type: 'log' }, title: 'initial perplexity (log scale)' },
-      color: { field: 'method', type: 'nominal', legend: null },
-    },
+    mark: { type: 'point', filled: true, size: 90 },
+    encoding: { y, x, color: { field: 'method', type: 'nominal', legend: null } },
   }, {
-    mark: { type: 'text', align: 'left', dx: 3, fontSize: 9 },
-    encoding: { y: { field: 'method', type: 'nominal', sort: 'x' }, x: { field: 'ppl', type: 'quantitative' }, text: { field: 'ppl', type: 'quantitative', format: '.4~r' } },
+    mark: { type: 'text', align: 'left', dx: 8, fontSize: 9 },
+    encoding: { y, x: { field: 'ppl', type: 'quantitative' }, text: { field: 'ppl', type: 'quantitative', format: '.5~r' } },
   }];
   if (c.originalPpl !== null) {
     layers.push({ data: { values: [{ ppl: c.originalPpl }] }, mark: { type: 'rule', strokeDash: [4, 3], color: '#333' }, encoding: { x: { field: 'ppl', type: 'quantitative' } } });

@@ -3,10 +3,9 @@ import { join } from 'node:path';
 import { fromF32 } from '../../native/index.js';
 import type { FloatDType } from '../../checkpoint/types.js';
 import type { Method, Prepared } from '../method.js';
-import { decompose } from './decompose.js';
+import { basis, decompose } from './decompose.js';
 import { lesaPlan, predictedGaps } from './plan.js';
 import { interiorLayers, predictWeight, train, typeSeed } from './predictor.js';
-import { basis } from './decompose.js';
 
 /**
  * LESA (Yang et al., ACL 2025): per linear weight type, decompose, train the predictor on
