@@ -13,7 +13,8 @@ import { jacobiEigen, pathRoughness, pca2 } from '../src/analyze/trajectory.js';
 import { bandMean, similarity } from '../src/analyze/similarity.js';
 import { spectrum } from '../src/analyze/report/spectrum.js';
 import { defaultLooLayers } from '../src/analyze/report/loo-run.js';
-import { readCompare } from '../src/analyze/report/compare.js';
+import { readCompare, type CompareSummary } from '../src/analyze/report/compare.js';
+import { comparePplFigure } from '../src/analyze/report/charts.js';
 import { isNativeAvailable } from '../src/native/index.js';
 import { openCheckpoint } from '../src/checkpoint/checkpoint.js';
 
@@ -194,6 +195,19 @@ test('readCompare: absent results are a reason, not an error; lesa-compare/1 run
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('compare perplexity chart: ascending order, log scale only when the values span more than 10x', () => {
+  const summary = (ppls: number[]): CompareSummary => ({
+    source: 'x', format: 'lesa-compare/1', model: null, sourceLayers: 8, targetLayers: 10, originalPpl: 40, winner: null, bestBaseline: null,
+    methods: ppls.map((p, i) => ({ method: `m${i}`, status: 'ok', reason: null, initialPpl: p, finalEvalLoss: null, stepsToBestBaseline: null, evalCurve: [], trainCurve: [] })),
+  });
+  const xScale = (f: ReturnType<typeof comparePplFigure>) => ((f!.spec.layer as { encoding: { x: { scale: { type?: string } } } }[])[0].encoding.x.scale.type);
+  const narrow = comparePplFigure(summary([50, 45, 48]))!;
+  assert.equal(xScale(narrow), undefined);
+  assert.deepEqual((narrow.spec.data as { values: { method: string }[] }).values.map((v) => v.method), ['m1', 'm2', 'm0']);
+  assert.equal(xScale(comparePplFigure(summary([50, 45, 9000]))), 'log');
+  assert.equal(comparePplFigure(summary([])), null);
 });
 
 const skipCli = !isNativeAvailable() ? 'skipped: the native addon is not built (npm run build:native)'
