@@ -7,7 +7,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 need_pkgs=()
-for p in libopenblas-dev liblapacke-dev; do dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p"); done
+# chromium: the analysis report's browser test (headless)
+for p in libopenblas-dev liblapacke-dev chromium; do dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p"); done
 if ((${#need_pkgs[@]})); then
   echo "setup: installing ${need_pkgs[*]}" >&2
   SUDO=""; [[ $(id -u) == 0 ]] || SUDO="sudo"
