@@ -77,7 +77,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({ args: rest, options: { ...COMMON, ...cmd.options }, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new UserError(`${(e as Error).message} (see lesa ${name} --help)`);
+    // node's parser explains over several lines; the first says what is wrong
+    throw new UserError(`${(e as Error).message.split('\n')[0]} (see lesa ${name} --help)`);
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
   if (values.help) { process.stdout.write(`${helpFor(name, cmd)}\n`); return 0; }
