@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Expansion methods compared end to end (lesa compare): expand, initial ppl, short CPT, report.
 #
-#   bench/compare.sh smollm2   # SmolLM2-135M 30 -> 45, all six methods
+#   bench/compare.sh smollm2   # SmolLM2-135M 30 -> 45, all six methods (solar at 44: 45 is odd)
 #   bench/compare.sh gemma     # Gemma-3-270M 18 -> 27 (solar at 26: 27 is odd)
 #
 # Reports land in bench/results/compare-<model>/ (report.md, results.json, PNGs,
@@ -23,7 +23,7 @@ shift
 BUDGET=(--steps 20 --seq-len 128 --batch 2 --lr 1e-4 --eval-every 5 --eval-tokens 1024
         --eval-max-tokens 1024 --seed 0 --lesa-epochs 3 --threads 1 --freeze original)
 case "$which" in
-  smollm2) args=("$FX/smollm2-135m" --target-layers 45 --out "$ROOT/bench/results/compare-smollm2-135m"
+  smollm2) args=("$FX/smollm2-135m" --target-layers 45 --solar-target 44 --out "$ROOT/bench/results/compare-smollm2-135m"
                  --methods lesa,copy,llama-pro,average,random,solar) ;;
   gemma)   args=("$FX/gemma3-270m" --target-layers 27 --solar-target 26 --out "$ROOT/bench/results/compare-gemma3-270m"
                  --methods lesa,copy,llama-pro,average,random,solar) ;;

@@ -543,23 +543,25 @@ def report_md(res: dict) -> str:
         lines.append("")
     bb = summ.get("best_baseline")
     lines += [
-        "| method | layers | expand s | initial ppl | final train loss (last "
+        "| method | layers | expand s | initial ppl | held-out loss @0 | final train loss (last "
         f"{s['loss_window']}) | final held-out loss | final held-out ppl | steps to {bb or 'best baseline'}'s final loss |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, r in res["runs"].items():
         st = r.get("status")
         if st != "ok":
             why = r.get("reason") or f"failed at {r.get('stage')}: {r.get('error')}"
             lines.append(f"| {name} | {r.get('target_layers', '-')} | {_f(r.get('expand_seconds'), '{:.1f}')} | "
-                         f"{_ppl_fmt(r.get('initial_ppl'))} | {st}: {why.replace('|', '/')} | | | |")
+                         f"{_ppl_fmt(r.get('initial_ppl'))} | {st}: {why.replace('|', '/')} | | | | |")
             continue
         reach = r.get("steps_to_best_baseline")
         lines.append(
             f"| {name} | {r['target_layers']} | {r['expand_seconds']:.1f} | {_ppl_fmt(r['initial_ppl'])} | "
-            f"{_f(r['final_train_loss'])} | {_f(r['final_eval_loss'])} | {_ppl_fmt(r['final_eval_ppl'])} | "
+            f"{_f(r.get('cpt_initial_eval_loss'))} | {_f(r['final_train_loss'])} | {_f(r['final_eval_loss'])} | {_ppl_fmt(r['final_eval_ppl'])} | "
             f"{'n/a' if reach is None else reach} |")
     lines.append("")
+    lines.append(f"Initial ppl: `lesa_py.eval` protocol; held-out loss @0 / final: the CPT eval windows (step 0 / "
+                 f"step {s['steps']}), to compare with the original's {_f(orig.get('heldout_loss'))}.")
     if bb:
         lines.append(f"Best baseline (lowest final held-out loss, excluding `lesa`): **{bb}** "
                      f"({summ['best_baseline_final_eval_loss']:.4f}). \"Steps to\" is the first eval step "

@@ -43,6 +43,15 @@ def _title(results: dict, what: str) -> str:
     return f"{Path(results['model']).name} {results['source_layers']}->{results['target_layers']}: {what}"
 
 
+def _spread(ax) -> None:
+    """Log y-axis when the curves span more than 3x (a broken init next to near-original
+    ones would otherwise flatten the interesting ones into one line)."""
+    ys = [y for line in ax.get_lines() for y in line.get_ydata() if y > 0]
+    if ys and max(ys) / min(ys) > 3:
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+
+
 def heldout(results: dict, path: Path) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -52,13 +61,7 @@ def heldout(results: dict, path: Path) -> None:
     ref = results.get("original", {}).get("heldout_loss")
     if ref is not None:
         ax.axhline(ref, ls="--", color="black", lw=1, label=f"original ({ref:.3f})")
-    # Random-like starts sit far above the rest; keep the interesting range visible.
-    finals = [r["final_eval_loss"] for r in _ok(results).values() if r.get("final_eval_loss") is not None]
-    if finals and ref is not None:
-        top = max(max(finals), ref) + 1.5 * (max(max(finals), ref) - min(min(finals), ref) + 0.05)
-        lo = min(min(finals), ref) - 0.1
-        cur = ax.get_ylim()
-        ax.set_ylim(max(cur[0], lo), min(cur[1], top))
+    _spread(ax)
     ax.set_xlabel("CPT step")
     ax.set_ylabel("held-out loss (nats/token)")
     ax.set_title(_title(results, "held-out loss"))
@@ -77,6 +80,7 @@ def train(results: dict, path: Path) -> None:
             continue
         xs, ys = zip(*r["train_curve"])
         ax.plot(xs, ema(list(ys)), label=m, color=COLORS.get(m), lw=2.2 if m == "lesa" else 1.4)
+    _spread(ax)
     ax.set_xlabel("CPT step")
     ax.set_ylabel("training loss (EMA, alpha 0.2)")
     ax.set_title(_title(results, "training loss"))

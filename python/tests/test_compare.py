@@ -64,6 +64,7 @@ def test_files_and_status(run):
     assert res["command"] in md and "torch " in md and "nproc" in md
     for m in METHODS:
         assert f"| {m} | 12 |" in md
+    assert md.count("| --- |") == 2  # results and timings tables
 
 
 def test_numbers_match_logs(run):
