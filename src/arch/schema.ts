@@ -43,11 +43,17 @@ export interface ArchTable {
   normIdentity: 0 | 1;
   /** Linear types that write into the residual stream (zeroed for an identity block). */
   residualOutputs: string[];
+  /**
+   * Norms applied to a branch's output just before the residual add (Gemma's post-norms).
+   * When present, an identity block sets these to zero scale instead of zeroing the
+   * projections: a norm of an all-zero input has a ~1/sqrt(eps) gradient, which blows up.
+   */
+  residualScales: string[];
 }
 
 const TABLE_KEYS = new Set<keyof ArchTable>([
   'family', 'modelTypes', 'architectures', 'depthKey', 'layerPrefix', 'layerTensors',
-  'globalTensors', 'perLayerConfigLists', 'layerIndexConfigKeys', 'normIdentity', 'residualOutputs',
+  'globalTensors', 'perLayerConfigLists', 'layerIndexConfigKeys', 'normIdentity', 'residualOutputs', 'residualScales',
 ]);
 const LAYER_TENSOR_KEYS = new Set(['type', 'suffix', 'role', 'optional']);
 const GLOBAL_TENSOR_KEYS = new Set(['name', 'optional']);
@@ -77,6 +83,7 @@ export function validateTable(t: ArchTable): ArchTable {
   checkStrings(fam, 'perLayerConfigLists', t.perLayerConfigLists, false);
   checkStrings(fam, 'layerIndexConfigKeys', t.layerIndexConfigKeys, false);
   checkStrings(fam, 'residualOutputs', t.residualOutputs, false);
+  checkStrings(fam, 'residualScales', t.residualScales, false);
   if (typeof t.depthKey !== 'string' || !t.depthKey) fail(fam, 'depthKey must be a non-empty string');
   if (typeof t.layerPrefix !== 'string' || !t.layerPrefix.endsWith('.')) fail(fam, "layerPrefix must end with '.'");
   if (t.normIdentity !== 0 && t.normIdentity !== 1) fail(fam, 'normIdentity must be 0 or 1');
@@ -97,6 +104,10 @@ export function validateTable(t: ArchTable): ArchTable {
   for (const r of t.residualOutputs) {
     const lt = t.layerTensors.find((x) => x.type === r);
     if (!lt || lt.role !== 'linear') fail(fam, `residualOutputs names '${r}', which is not a linear layer tensor`);
+  }
+  for (const r of t.residualScales) {
+    const lt = t.layerTensors.find((x) => x.type === r);
+    if (!lt || lt.role !== 'norm') fail(fam, `residualScales names '${r}', which is not a norm layer tensor`);
   }
   if (!Array.isArray(t.globalTensors)) fail(fam, 'globalTensors must be an array');
   for (const g of t.globalTensors) {

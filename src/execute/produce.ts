@@ -51,8 +51,8 @@ export async function produce(ckpt: Checkpoint, t: OutputTensor, prepared?: Prep
     }
     case 'zeros':
       return new Uint8Array(n * DTYPE_SIZES[t.dtype]);
-    case 'ones':
-      return fromF32(new Float32Array(n).fill(1), dtype);
+    case 'fill':
+      return fromF32(new Float32Array(n).fill(r.value), dtype);
     case 'random': {
       const x = gaussian(n, r.seed, r.std);
       if (r.matchNormOf) {

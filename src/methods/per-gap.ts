@@ -44,6 +44,18 @@ export function perGapPlan(
   return assemblePlan(method, { targetLayers: ctx.options.targetLayers, positions: pos, ...options }, layout, ctx.config, sequence);
 }
 
+/**
+ * How an identity block silences its branches: zero-scale post-norms where the family has
+ * them (Gemma), else zero residual projections (o_proj, down_proj and their biases).
+ */
+export function identityRecipes(ctx: MethodContext): Map<string, Recipe> {
+  const { arch } = ctx.layout;
+  if (arch.residualScales.length > 0) {
+    return new Map(arch.residualScales.map((t) => [t, { kind: 'fill', value: arch.normIdentity - 1 } as Recipe]));
+  }
+  return new Map([...residualTypes(ctx)].map((t) => [t, { kind: 'zeros' } as Recipe]));
+}
+
 /** Linear and bias types whose output is added to the residual stream (o_proj, down_proj and their biases). */
 export function residualTypes(ctx: MethodContext): Set<string> {
   const { arch } = ctx.layout;

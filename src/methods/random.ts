@@ -21,7 +21,7 @@ export const random: Method = {
     const L = layout.layers;
     return perGapPlan(ctx, 'random', { seed: options.seed, matchNorm: options.matchNorm, std }, false, (j) => `random${options.matchNorm ? ' (norm-matched)' : ''} after ${j}`,
       (j, lt): Recipe => {
-        if (lt.role === 'norm') return layout.arch.normIdentity === 1 ? { kind: 'ones' } : { kind: 'zeros' };
+        if (lt.role === 'norm') return { kind: 'fill', value: layout.arch.normIdentity };
         if (lt.role === 'bias') return { kind: 'zeros' };
         const name = `${layerTensorName(layout.arch, j, lt)}#new-after-${j}`;
         const neighbours = (j + 1 < L ? [j, j + 1] : [j]).map((i) => layerTensorName(layout.arch, i, lt));

@@ -8,7 +8,8 @@ export type Recipe =
   | { kind: 'copy'; src: string }
   | { kind: 'mean'; srcs: string[] }
   | { kind: 'zeros' }
-  | { kind: 'ones' }
+  /** Every element `value` (norm weights: identity or zero scale). */
+  | { kind: 'fill'; value: number }
   /** normal(0, std), seeded per tensor; optionally rescaled to the mean Frobenius norm of `matchNormOf`. */
   | { kind: 'random'; seed: number; std: number; matchNormOf?: string[] }
   /** LESA: the predicted linear weight of `type` for a layer between original layers `left` and `right`. */

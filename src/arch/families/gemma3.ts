@@ -34,4 +34,5 @@ export const gemma3: ArchTable = {
   layerIndexConfigKeys: [],
   normIdentity: 0,
   residualOutputs: ['o_proj', 'down_proj'],
+  residualScales: ['post_attention_layernorm', 'post_feedforward_layernorm'],
 };

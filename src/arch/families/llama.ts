@@ -41,4 +41,5 @@ export const llama: ArchTable = {
   layerIndexConfigKeys: [],
   normIdentity: 1,
   residualOutputs: ['o_proj', 'down_proj'],
+  residualScales: [],
 };

@@ -13,4 +13,5 @@ export const mistral: ArchTable = {
   layerIndexConfigKeys: [],
   normIdentity: 1,
   residualOutputs: ['o_proj', 'down_proj'],
+  residualScales: [],
 };

@@ -19,4 +19,5 @@ export const qwen2: ArchTable = {
   layerIndexConfigKeys: ['max_window_layers'],
   normIdentity: 1,
   residualOutputs: ['o_proj', 'down_proj'],
+  residualScales: [],
 };

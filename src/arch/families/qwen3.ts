@@ -22,4 +22,5 @@ export const qwen3: ArchTable = {
   layerIndexConfigKeys: ['max_window_layers'],
   normIdentity: 1,
   residualOutputs: ['o_proj', 'down_proj'],
+  residualScales: [],
 };

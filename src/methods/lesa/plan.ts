@@ -1,7 +1,7 @@
 import { layerTensorName, type LayerTensor } from '../../arch/index.js';
 import type { Plan, Recipe } from '../../plan/recipe.js';
 import type { MethodContext } from '../method.js';
-import { perGapPlan, residualTypes } from '../per-gap.js';
+import { identityRecipes, perGapPlan } from '../per-gap.js';
 
 /**
  * LESA's plan: every linear weight of a new layer between j and j+1 is predicted from
@@ -10,7 +10,7 @@ import { perGapPlan, residualTypes } from '../per-gap.js';
 export function lesaPlan(ctx: MethodContext): Plan {
   const { layout } = ctx;
   const o = ctx.options.lesa;
-  const zero = o.zeroOut ? residualTypes(ctx) : new Set<string>();
+  const silence = o.zeroOut ? identityRecipes(ctx) : new Map<string, Recipe>();
   const name = (i: number, lt: LayerTensor) => layerTensorName(layout.arch, i, lt);
   const options = {
     seed: ctx.options.seed, epochs: o.epochs, lambda: o.lambda, hidden: o.hidden, lr: o.lr,
@@ -18,7 +18,8 @@ export function lesaPlan(ctx: MethodContext): Plan {
   };
   return perGapPlan(ctx, 'lesa', options, true, (j) => `LESA(${j},${j + 1})${o.zeroOut ? ', outputs zeroed' : ''}`,
     (j, lt): Recipe => {
-      if (zero.has(lt.type)) return { kind: 'zeros' };
+      const quiet = silence.get(lt.type);
+      if (quiet) return quiet;
       if (lt.role === 'linear') return { kind: 'predicted', type: lt.type, left: j, right: j + 1 };
       if (o.fill === 'layer0') return { kind: 'copy', src: name(0, lt) };
       return { kind: 'mean', srcs: [name(j, lt), name(j + 1, lt)] };
