@@ -47,30 +47,42 @@ export interface LooOptions {
 }
 
 /**
- * Leave-one-layer-out predictability: for each interior layer i, fit the predictor without
- * the samples whose target is i, predict i from i-1 and i+1, and compare with the truth,
- * next to copy, average and a size-matched random matrix. The SVD basis includes layer i.
+ * Leave-one-layer-out for one weight type on a decomposition already in hand: for each
+ * interior layer i, fit the predictor without the samples whose target is i, predict i from
+ * i-1 and i+1, and compare with the truth, next to copy, average and a size-matched random
+ * matrix. The SVD basis includes layer i (it is the model's own basis).
  */
-export async function leaveOneOut(ckpt: Checkpoint, layout: ModelLayout, o: LooOptions, reporter: Reporter, onDecomposition?: (d: Decomposition) => Promise<void>): Promise<LooRow[]> {
+export async function looForType(
+  ckpt: Checkpoint, layout: ModelLayout, d: Decomposition, layers: number[], lesa: LesaOptions, seed: number,
+  onLayer?: (done: number, total: number) => void,
+): Promise<LooRow[]> {
   const rows: LooRow[] = [];
-  const L = layout.layers;
+  const type = d.type;
+  const US = basis(d);
+  for (const [k, i] of layers.entries()) {
+    const p = await train(d, interiorLayers(d.layers, [i]), lesa, (typeSeed(seed, type) ^ i) >>> 0);
+    const predicted = await predictWeight(d, p, i - 1, i + 1, US);
+    const [prev, truth, next] = await Promise.all([i - 1, i, i + 1].map((j) => readLayer(ckpt, layout, type, j)));
+    const avg = new Float32Array(truth.length);
+    for (let e = 0; e < avg.length; e++) avg[e] = (prev[e] + next[e]) / 2;
+    const rnd = gaussian(truth.length, (typeSeed(seed + 1, type) ^ i) >>> 0, 1);
+    const scale = (frob(prev) + frob(next)) / 2 / frob(rnd);
+    for (let e = 0; e < rnd.length; e++) rnd[e] *= scale;
+    rows.push({ type, layer: i, lesa: closeness(predicted, truth), copy: closeness(prev, truth), average: closeness(avg, truth), random: closeness(rnd, truth) });
+    onLayer?.(k + 1, layers.length);
+  }
+  return rows;
+}
+
+/** Leave-one-layer-out for every requested type, one decomposition at a time. */
+export async function leaveOneOut(ckpt: Checkpoint, layout: ModelLayout, o: LooOptions, reporter: Reporter): Promise<LooRow[]> {
+  const rows: LooRow[] = [];
   for (const [t, type] of o.types.entries()) {
-    reporter.phase('decompose', { type, typeIndex: t + 1, types: o.types.length });
+    const where = { type, typeIndex: t + 1, types: o.types.length };
+    reporter.phase('decompose', where);
     const d = await decompose(ckpt, layout, type, { scratchDir: o.scratchDir, maxMemory: o.lesa.maxMemory });
-    await onDecomposition?.(d);
-    const US = basis(d);
-    for (const [k, i] of o.layers.entries()) {
-      const p = await train(d, interiorLayers(L, [i]), o.lesa, (typeSeed(o.seed, type) ^ i) >>> 0);
-      const predicted = await predictWeight(d, p, i - 1, i + 1, US);
-      const [prev, truth, next] = await Promise.all([i - 1, i, i + 1].map((j) => readLayer(ckpt, layout, type, j)));
-      const avg = new Float32Array(truth.length);
-      for (let e = 0; e < avg.length; e++) avg[e] = (prev[e] + next[e]) / 2;
-      const rnd = gaussian(truth.length, typeSeed(o.seed + 1, type) ^ i, 1);
-      const scale = (frob(prev) + frob(next)) / 2 / frob(rnd);
-      for (let e = 0; e < rnd.length; e++) rnd[e] *= scale;
-      rows.push({ type, layer: i, lesa: closeness(predicted, truth), copy: closeness(prev, truth), average: closeness(avg, truth), random: closeness(rnd, truth) });
-      reporter.progress(k + 1, o.layers.length, { type, typeIndex: t + 1, types: o.types.length, phase: 'leave-one-out' });
-    }
+    rows.push(...await looForType(ckpt, layout, d, o.layers, o.lesa, o.seed,
+      (done, total) => reporter.progress(done, total, { ...where, phase: 'leave-one-out' })));
   }
   return rows;
 }
