@@ -11,7 +11,9 @@ import { CheckpointError, ioError } from './checkpoint/errors.js';
 import { duringNativeWork, registerAbortable, unregisterAbortable, type Abortable } from './checkpoint/cleanup.js';
 import { produce } from './execute/produce.js';
 import { defaultLesaOptions, type ExpandOptions, type LesaOptions, type MethodContext, type Prepared } from './methods/method.js';
-import { methodByName } from './methods/registry.js';
+import { alignable, methodByName } from './methods/registry.js';
+import { alignedCheckpoint, computeAlignment, summarizeAlignment } from './align/index.js';
+import { unitGeometry } from './align/units.js';
 import type { Plan } from './plan/recipe.js';
 import type { Reporter } from './report/reporter.js';
 import { silentReporter } from './report/reporter.js';
@@ -36,8 +38,10 @@ export interface ExpandResult {
   plan: Plan;
   output?: string;
   seconds: number;
-  /** Wall seconds per phase (plan, decompose: gram/eig/coefficients, train, predict, write, finalize). */
+  /** Wall seconds per phase (plan, align, decompose: gram/eig/coefficients, train, predict, write, finalize). */
   phases: Record<string, number>;
+  /** With alignment: mean cosine of adjacent layers' unit features before and after permuting. */
+  alignment?: Record<string, number>;
 }
 
 export function resolveOptions(o: ExpandRequest['options']): ExpandOptions {
@@ -47,6 +51,7 @@ export function resolveOptions(o: ExpandRequest['options']): ExpandOptions {
     placement: o.placement,
     seed: o.seed ?? 0,
     matchNorm: o.matchNorm ?? false,
+    align: o.align ?? false,
     lesa: { ...defaultLesaOptions, ...(o.lesa ?? {}) },
   };
 }
@@ -66,7 +71,16 @@ export async function planExpansion(input: string, method: string, options: Expa
       throw new UserError(`--target-layers ${options.targetLayers} is more than ${MAX_GROWTH}× the model's ${layout.layers} layers (at most ${maxTarget}); lesa refuses a plan that large`);
     }
     const ctx: MethodContext = { layout, config: ckpt.config, options };
-    return { ckpt, layout, plan: methodByName(method).plan(ctx), ctx };
+    const m = methodByName(method);
+    if (options.align && !m.alignment) {
+      throw new UserError(`--align changes only methods that combine layers (${alignable()}); ${method} would write the same model with permuted units`);
+    }
+    const plan = m.plan(ctx);
+    if (options.align || m.alignment === 'required') {
+      unitGeometry(layout, ckpt.config); // fails now, at plan time, if heads/units do not fit the config
+      plan.options = { ...plan.options, align: true };
+    }
+    return { ckpt, layout, plan, ctx };
   } catch (e) {
     await ckpt.close();
     throw e;
@@ -83,7 +97,8 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
   reporter.phase('plan');
   const method = methodByName(req.method);
   const options = resolveOptions(req.options);
-  const { ckpt, plan, ctx } = await planExpansion(req.input, req.method, options);
+  const { ckpt: input, plan, ctx } = await planExpansion(req.input, req.method, options);
+  let ckpt = input;
   if (req.dryRun) {
     await ckpt.close();
     return { plan, seconds: (performance.now() - t0) / 1000, phases: reporter.totals() };
@@ -100,6 +115,14 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
       inputDir: ckpt.dir, force: req.force ?? false, maxShardBytes: req.maxShardBytes, specs: plan.tensors,
     });
     scratch = await mkdtemp(join(dirname(output), `.${basename(output)}.lesa-scratch-`));
+    let alignment: Record<string, number> | undefined;
+    if (plan.options.align) {
+      reporter.phase('align', { layers: ctx.layout.layers });
+      const a = await duringNativeWork(() => computeAlignment(input, ctx.layout, ctx.config,
+        (done, total) => reporter.progress(done, total, { unit: 'layers' })));
+      ckpt = alignedCheckpoint(input, ctx.layout, a);
+      alignment = summarizeAlignment(a);
+    }
     const prepare = method.prepare?.bind(method);
     prepared = prepare
       ? await duringNativeWork(() => prepare(ckpt, plan, ctx, { scratchDir: scratch!, phase: (n, d) => reporter.phase(n, d), progress: (a, b, d) => reporter.progress(a, b, d) }))
@@ -124,8 +147,8 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
       source.sha256 = await hashCheckpoint(ckpt);
     }
     reporter.phase('finalize');
-    await writer.finalize(manifestOf(plan, ctx, source));
-    return { plan, output, seconds: (performance.now() - t0) / 1000, phases: reporter.totals() };
+    await writer.finalize({ ...manifestOf(plan, ctx, source), ...(alignment ? { alignment } : {}) });
+    return { plan, output, seconds: (performance.now() - t0) / 1000, phases: reporter.totals(), alignment };
   } catch (e) {
     await writer?.abort();
     throw asUserError(e, output, plan);

@@ -54,8 +54,12 @@ from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = ROOT / "dist" / "src" / "cli" / "bin.js"
-ALL_METHODS = ("lesa", "copy", "llama-pro", "average", "random", "solar", "stack")
+ALL_METHODS = ("lesa", "copy", "llama-pro", "average", "random", "solar", "stack", "ot-fuse")
 DEFAULT_METHODS = "lesa,copy,llama-pro,average,random,solar"
+# Variants a method spec may add with "+": NAME+FLAG (e.g. lesa+zero-out, lesa+align+zero-out).
+VARIANT_FLAGS = {"zero-out": ["--zero-out"], "align": ["--align"], "mean-fill": ["--fill", "mean"],
+                 "layer0-fill": ["--fill", "layer0"]}
+PLACEMENTS = ("top", "uniform", "bottom", "llama-pro")
 FIXTURES = Path.home() / ".cache" / "lesa" / "fixtures" / "text"
 EVAL_WINDOW, EVAL_STRIDE = 1024, 512
 
@@ -95,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--threads", type=int, default=None,
       help="torch threads (and the CLI's --threads for expand); on a busy machine 1 is often fastest")
     a("--keep-models", action="store_true", help="keep REPORT_DIR/models/<method>")
+    a("--resume", action="store_true",
+      help="add to REPORT_DIR/results.json (same model, target and budget): methods already done are kept, "
+           "the others run")
     a("--lesa-bin", default=os.environ.get("LESA_BIN", str(DEFAULT_BIN)), help="the built CLI (bin.js)")
     a("--json", action="store_true", help="print results.json to stdout")
     a("--quiet", action="store_true", help="no progress on stderr")
@@ -106,9 +113,10 @@ def check_args(args) -> list[str]:
     if not (d / "config.json").is_file():
         raise UserError(f"{d}: not a checkpoint directory (no config.json)")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in ALL_METHODS]
-    if bad or not methods:
-        raise UserError(f"--methods: unknown {', '.join(bad) or '(none given)'}; choose from {', '.join(ALL_METHODS)}")
+    if not methods:
+        raise UserError(f"--methods: none given; choose from {', '.join(ALL_METHODS)}")
+    for m in methods:
+        parse_spec(m)
     if len(set(methods)) != len(methods):
         raise UserError("--methods: a method is listed twice")
     for f in ("train", "eval"):
@@ -129,6 +137,34 @@ def check_args(args) -> list[str]:
     return methods
 
 
+def parse_spec(spec: str) -> tuple[str, list[str]]:
+    """A method spec NAME[+VARIANT...][@PLACEMENT] -> (CLI method, extra CLI flags).
+
+    PLACEMENT is top|uniform|bottom|llama-pro or after=I:J:K (explicit "after original layer"
+    positions, e.g. from a leave-one-out ranking)."""
+    head, _, place = spec.partition("@")
+    name, *variants = head.split("+")
+    if name not in ALL_METHODS:
+        raise UserError(f"--methods: unknown method \"{name}\" in \"{spec}\"; choose from {', '.join(ALL_METHODS)}")
+    flags: list[str] = []
+    for v in variants:
+        if v not in VARIANT_FLAGS:
+            raise UserError(f"--methods: unknown variant \"+{v}\" in \"{spec}\"; choose from {', '.join(VARIANT_FLAGS)}")
+        flags += VARIANT_FLAGS[v]
+    if place:
+        if place.startswith("after="):
+            pos = place[len("after="):].split(":")
+            if not all(p.isdigit() for p in pos):
+                raise UserError(f"--methods: \"@{place}\" in \"{spec}\": positions are integers joined by ':'")
+            flags += ["--after", ",".join(pos)]
+        elif place in PLACEMENTS:
+            flags += ["--placement", place]
+        else:
+            raise UserError(f"--methods: unknown placement \"@{place}\" in \"{spec}\"; choose from "
+                            f"{', '.join(PLACEMENTS)} or after=I:J:K")
+    return name, flags
+
+
 def source_layers(d: Path) -> int:
     cfg = json.loads((Path(d) / "config.json").read_text())
     cfg = cfg.get("text_config", cfg)
@@ -137,6 +173,7 @@ def source_layers(d: Path) -> int:
 
 def method_target(method: str, L: int, target: int, solar_target: Optional[int]) -> tuple[Optional[int], str]:
     """(target to use, note) or (None, reason it is not applicable)."""
+    method = parse_spec(method)[0]
     if method == "solar":
         t = solar_target if solar_target is not None else target
         if t % 2 or not L + 1 <= t <= 2 * L - 2:
@@ -218,10 +255,11 @@ class Log:
             print(f"[compare {time.time() - self.t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
-def expand(lesa_bin: str, src: Path, out: Path, method: str, target: int, seed: int,
+def expand(lesa_bin: str, src: Path, out: Path, spec: str, target: int, seed: int,
            lesa_epochs: Optional[int], threads: Optional[int] = None) -> tuple[list[str], float, subprocess.CompletedProcess]:
+    method, flags = parse_spec(spec)
     cmd = ["node", str(lesa_bin), "expand", str(src), "-o", str(out), "--method", method,
-           "--target-layers", str(target), "--seed", str(seed), "--quiet", "--force"]
+           "--target-layers", str(target), "--seed", str(seed), "--quiet", "--force", *flags]
     if threads:
         cmd += ["--threads", str(threads)]
     if method == "random":
@@ -335,7 +373,57 @@ def run(args, argv: list[str]) -> dict:
         "versions": versions(args.lesa_bin),
     }
 
+    prior = load_prior(out, results) if args.resume else None
+    if prior:
+        results["date"] = prior["date"]
+        results["command"] = prior["command"] + "\n" + results["command"]
+        results["methods"] = list(dict.fromkeys(prior["methods"] + methods))
+        results["machine"]["loadavg_start"] = prior["machine"].get("loadavg_start")
+
     # -- the original model -------------------------------------------------
+    if prior and "initial_ppl" in prior.get("original", {}):
+        results["original"] = prior["original"]
+    else:
+        results["original"] = original_model(src, L, text, args, log)
+    per: dict = dict(prior["runs"]) if prior else {}
+    results["runs"] = per
+    for i, m in enumerate(methods):
+        if prior and per.get(m, {}).get("status") == "ok":
+            log(f"[{i + 1}/{len(methods)}] {m}: kept from {out / 'results.json'}")
+            continue
+        per[m] = run_method(m, src, out, L, text, warmup, args, log, i, len(methods))
+        if i + 1 < len(methods):  # a partial report after each method: a long run that dies still leaves one
+            results["partial"] = True
+            finish(results, out, t_all, log, final=False)
+    results.pop("partial", None)
+    if not args.keep_models:
+        with contextlib.suppress(OSError):
+            (out / "models").rmdir()
+    finish(results, out, t_all, log, final=True)
+    return results
+
+
+# Settings that must match for --resume to add runs to an existing report.
+RESUME_KEYS = ("steps", "seq_len", "batch", "lr", "min_lr", "warmup", "eval_every", "eval_tokens", "eval_max_tokens",
+               "freeze", "seed", "lesa_epochs", "solar_target", "loss_window", "train", "eval")
+
+
+def load_prior(out: Path, results: dict) -> Optional[dict]:
+    f = out / "results.json"
+    if not f.is_file():
+        return None
+    prior = json.loads(f.read_text())
+    if prior.get("format") != results["format"]:
+        raise UserError(f"--resume: {f} is not a lesa-compare/1 results file")
+    same = [(k, prior.get(k), results[k]) for k in ("model", "source_layers", "target_layers")]
+    same += [(k, prior["settings"].get(k), results["settings"][k]) for k in RESUME_KEYS]
+    diff = [f"{k}: {a!r} there, {b!r} now" for k, a, b in same if a != b]
+    if diff:
+        raise UserError(f"--resume: {f} was made with other settings ({'; '.join(diff)}); use another --out")
+    return prior
+
+
+def original_model(src: Path, L: int, text: str, args, log) -> dict:
     log(f"original {src.name} ({L} layers): initial perplexity on {args.eval_max_tokens} held-out tokens")
     orig: dict = {}
     try:
@@ -348,100 +436,89 @@ def run(args, argv: list[str]) -> dict:
     except Exception as e:  # the comparison still stands without the reference
         orig["error"] = f"{type(e).__name__}: {e}"
         log(f"original: evaluation failed: {orig['error']}")
-    results["original"] = orig
+    return orig
 
-    # -- each method ----------------------------------------------------------
-    per: dict = {}
-    results["runs"] = per
-    for i, m in enumerate(methods):
-        rec: dict = {"method": m}
-        per[m] = rec
-        target, note = method_target(m, L, args.target_layers, args.solar_target)
-        if target is None:
-            rec.update(status="not applicable", reason=note)
-            log(f"[{i + 1}/{len(methods)}] {m}: not applicable ({note})")
-            continue
-        rec["target_layers"] = target
-        if note:
-            rec["note"] = note
-        model_dir = out / "models" / m
-        run_dir = out / "runs" / m
-        shutil.rmtree(run_dir, ignore_errors=True)
-        try:
-            log(f"[{i + 1}/{len(methods)}] {m}: expand {L} -> {target}")
-            cmd, secs, p = expand(args.lesa_bin, src, model_dir, m, target, args.seed, args.lesa_epochs,
-                                    args.threads)
-            rec["expand_command"] = shlex.join(cmd)
-            rec["expand_seconds"] = round(secs, 3)
-            if p.returncode != 0:
-                why = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
-                if p.returncode == 2:
-                    rec.update(status="not applicable", reason=why)
-                    log(f"  {m}: not applicable: {why}")
-                else:
-                    rec.update(status="failed", stage="expand", error=why, stderr_tail=p.stderr[-2000:])
-                    log(f"  {m}: expand failed: {why}")
-                continue
-            man = json.loads((model_dir / "lesa.json").read_text())
-            rec["new_layers"] = man.get("new_layers")
-            log(f"  {m}: expanded in {secs:.1f}s; new layers {rec['new_layers']}")
 
-            rec["stage"] = "initial eval"
-            r = initial_ppl(model_dir, text, args.eval_max_tokens)
-            rec.update(initial_nll=r["nll"], initial_ppl=r["ppl"], initial_eval_seconds=round(r["seconds"], 3))
-            log(f"  {m}: initial ppl {r['ppl']:.3f} ({r['seconds']:.1f}s)")
+def run_method(m: str, src: Path, out: Path, L: int, text: str, warmup: int, args, log, i: int, n: int) -> dict:
+    rec: dict = {"method": m}
+    target, note = method_target(m, L, args.target_layers, args.solar_target)
+    if target is None:
+        rec.update(status="not applicable", reason=note)
+        log(f"[{i + 1}/{n}] {m}: not applicable ({note})")
+        return rec
+    rec["target_layers"] = target
+    if note:
+        rec["note"] = note
+    model_dir = out / "models" / m
+    run_dir = out / "runs" / m
+    shutil.rmtree(run_dir, ignore_errors=True)
+    try:
+        log(f"[{i + 1}/{n}] {m}: expand {L} -> {target}")
+        cmd, secs, p = expand(args.lesa_bin, src, model_dir, m, target, args.seed, args.lesa_epochs,
+                                args.threads)
+        rec["expand_command"] = shlex.join(cmd)
+        rec["expand_seconds"] = round(secs, 3)
+        if p.returncode != 0:
+            why = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
+            if p.returncode == 2:
+                rec.update(status="not applicable", reason=why)
+                log(f"  {m}: not applicable: {why}")
+            else:
+                rec.update(status="failed", stage="expand", error=why, stderr_tail=p.stderr[-2000:])
+                log(f"  {m}: expand failed: {why}")
+            return rec
+        man = json.loads((model_dir / "lesa.json").read_text())
+        rec["new_layers"] = man.get("new_layers")
+        log(f"  {m}: expanded in {secs:.1f}s; new layers {rec['new_layers']}")
 
-            rec["stage"] = "cpt"
-            from .cpt import train
+        rec["stage"] = "initial eval"
+        r = initial_ppl(model_dir, text, args.eval_max_tokens)
+        rec.update(initial_nll=r["nll"], initial_ppl=r["ppl"], initial_eval_seconds=round(r["seconds"], 3))
+        log(f"  {m}: initial ppl {r['ppl']:.3f} ({r['seconds']:.1f}s)")
 
-            summary = train(dict(
-                model=str(model_dir), train=args.train, eval=args.eval, out=str(run_dir), freeze=args.freeze,
-                steps=args.steps, seq_len=args.seq_len, batch=args.batch, lr=args.lr, min_lr=args.lr / 10,
-                warmup=warmup, seed=args.seed, eval_every=args.eval_every, eval_tokens=args.eval_tokens,
-                save_every=0, device="cpu", dtype="f32", quiet=args.quiet,
-            ))
-            tr, ev = read_log(run_dir / "log.jsonl")
-            k = min(args.loss_window, len(tr))
-            rec.update(
-                status="ok",
-                cpt_seconds=summary["wall"],
-                trainable_params=summary["trainable_params"],
-                total_params=summary["total_params"],
-                tokens=summary["tokens"],
-                cpt_initial_eval_loss=ev[0][1] if ev and ev[0][0] == 0 else None,
-                final_train_loss=sum(l for _, l in tr[-k:]) / k if k else None,
-                final_eval_loss=summary["final_eval_loss"],
-                final_eval_ppl=summary["final_eval_ppl"],
-                best_eval_loss=min((l for _, l in ev), default=None),
-                train_curve=tr, eval_curve=ev,
-                log=str((run_dir / "log.jsonl").relative_to(out)),
-            )
-            rec.pop("stage", None)
-            log(f"  {m}: CPT {args.steps} steps in {summary['wall']:.0f}s; final train loss "
-                f"{rec['final_train_loss']:.4f}, held-out {rec['final_eval_loss']:.4f}")
-        except Exception as e:
-            rec.update(status="failed", error=f"{type(e).__name__}: {e}")
-            rec.setdefault("stage", "unknown")
-            log(f"  {m}: failed at {rec['stage']}: {rec['error']}")
-        finally:
-            if not args.keep_models:
-                shutil.rmtree(model_dir, ignore_errors=True)
-        if i + 1 < len(methods):  # a partial report after each method: a long run that dies still leaves one
-            results["partial"] = True
-            finish(results, out, t_all, log, final=False)
-    results.pop("partial", None)
-    if not args.keep_models:
-        with contextlib.suppress(OSError):
-            (out / "models").rmdir()
-    finish(results, out, t_all, log, final=True)
-    return results
+        rec["stage"] = "cpt"
+        from .cpt import train
+
+        summary = train(dict(
+            model=str(model_dir), train=args.train, eval=args.eval, out=str(run_dir), freeze=args.freeze,
+            steps=args.steps, seq_len=args.seq_len, batch=args.batch, lr=args.lr, min_lr=args.lr / 10,
+            warmup=warmup, seed=args.seed, eval_every=args.eval_every, eval_tokens=args.eval_tokens,
+            save_every=0, device="cpu", dtype="f32", quiet=args.quiet,
+        ))
+        tr, ev = read_log(run_dir / "log.jsonl")
+        k = min(args.loss_window, len(tr))
+        rec.update(
+            status="ok",
+            cpt_seconds=summary["wall"],
+            trainable_params=summary["trainable_params"],
+            total_params=summary["total_params"],
+            tokens=summary["tokens"],
+            cpt_initial_eval_loss=ev[0][1] if ev and ev[0][0] == 0 else None,
+            final_train_loss=sum(l for _, l in tr[-k:]) / k if k else None,
+            final_eval_loss=summary["final_eval_loss"],
+            final_eval_ppl=summary["final_eval_ppl"],
+            best_eval_loss=min((l for _, l in ev), default=None),
+            train_curve=tr, eval_curve=ev,
+            log=str((run_dir / "log.jsonl").relative_to(out)),
+        )
+        rec.pop("stage", None)
+        log(f"  {m}: CPT {args.steps} steps in {summary['wall']:.0f}s; final train loss "
+            f"{rec['final_train_loss']:.4f}, held-out {rec['final_eval_loss']:.4f}")
+    except Exception as e:
+        rec.update(status="failed", error=f"{type(e).__name__}: {e}")
+        rec.setdefault("stage", "unknown")
+        log(f"  {m}: failed at {rec['stage']}: {rec['error']}")
+    finally:
+        if not args.keep_models:
+            shutil.rmtree(model_dir, ignore_errors=True)
+    return rec
 
 
 def finish(results: dict, out: Path, t_all: float, log, final: bool) -> None:
     """Derived numbers, results.json, plots, report.md (also for a partial run)."""
     per = results["runs"]
     ok = {m: r for m, r in per.items() if r.get("status") == "ok" and _finite(r.get("final_eval_loss")) is not None}
-    baselines = {m: r for m, r in ok.items() if m != "lesa"}
+    baselines = {m: r for m, r in ok.items() if parse_spec(m)[0] != "lesa"}
     summary: dict = {"ok": sorted(ok), "failed": sorted(m for m, r in per.items() if r["status"] == "failed"),
                      "not_applicable": sorted(m for m, r in per.items() if r["status"] == "not applicable")}
     if ok:

@@ -13,7 +13,7 @@ from lesa_py import hfcheck
 from _cli import layers_of, lesa, manifest, tree_hash
 
 ARCHS = ["llama", "qwen2", "qwen3", "mistral", "gemma3"]
-METHODS = ["copy", "llama-pro", "average", "random", "solar", "stack", "lesa"]
+METHODS = ["copy", "llama-pro", "average", "random", "solar", "stack", "lesa", "ot-fuse"]
 
 
 def target_for(method: str, L: int) -> int:

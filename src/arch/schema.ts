@@ -20,6 +20,17 @@ export interface GlobalTensor {
   optional?: boolean;
 }
 
+/**
+ * Hidden units a layer's function is invariant to permuting (for neuron alignment): MLP
+ * units (rows of the `rows` types, columns of the `cols` types) and attention heads (blocks
+ * of head_dim rows of `q` types per query head and of `kv` types per key/value head, blocks
+ * of columns of `o` types per query head; grouped-query structure kept).
+ */
+export interface UnitSymmetries {
+  mlp: { rows: string[]; cols: string[] };
+  heads: { q: string[]; kv: string[]; o: string[] };
+}
+
 export interface ArchTable {
   family: string;
   /** config.model_type values this table serves. */
@@ -49,11 +60,12 @@ export interface ArchTable {
    * projections: a norm of an all-zero input has a ~1/sqrt(eps) gradient, which blows up.
    */
   residualScales: string[];
+  units: UnitSymmetries;
 }
 
 const TABLE_KEYS = new Set<keyof ArchTable>([
   'family', 'modelTypes', 'architectures', 'depthKey', 'layerPrefix', 'layerTensors',
-  'globalTensors', 'perLayerConfigLists', 'layerIndexConfigKeys', 'normIdentity', 'residualOutputs', 'residualScales',
+  'globalTensors', 'perLayerConfigLists', 'layerIndexConfigKeys', 'normIdentity', 'residualOutputs', 'residualScales', 'units',
 ]);
 const LAYER_TENSOR_KEYS = new Set(['type', 'suffix', 'role', 'optional']);
 const GLOBAL_TENSOR_KEYS = new Set(['name', 'optional']);
@@ -109,6 +121,7 @@ export function validateTable(t: ArchTable): ArchTable {
     const lt = t.layerTensors.find((x) => x.type === r);
     if (!lt || lt.role !== 'norm') fail(fam, `residualScales names '${r}', which is not a norm layer tensor`);
   }
+  checkUnits(fam, t);
   if (!Array.isArray(t.globalTensors)) fail(fam, 'globalTensors must be an array');
   for (const g of t.globalTensors) {
     checkKeys(fam, `globalTensors entry ${JSON.stringify(g)}`, g, GLOBAL_TENSOR_KEYS);
@@ -116,6 +129,32 @@ export function validateTable(t: ArchTable): ArchTable {
     if (g.name.startsWith(t.layerPrefix)) fail(fam, `global tensor ${g.name} lies under the layer prefix`);
   }
   return t;
+}
+
+function checkUnits(fam: string, t: ArchTable): void {
+  const u = t.units as unknown as Record<string, Record<string, unknown>>;
+  if (!u || typeof u !== 'object') fail(fam, 'units must be an object');
+  checkKeys(fam, 'units', u, new Set(['mlp', 'heads']));
+  checkKeys(fam, 'units.mlp', u.mlp ?? fail(fam, 'units.mlp missing'), new Set(['rows', 'cols']));
+  checkKeys(fam, 'units.heads', u.heads ?? fail(fam, 'units.heads missing'), new Set(['q', 'kv', 'o']));
+  const where: [string, unknown, Set<TensorRole>][] = [
+    ['units.mlp.rows', u.mlp.rows, new Set(['linear', 'bias'])], ['units.mlp.cols', u.mlp.cols, new Set(['linear'])],
+    ['units.heads.q', u.heads.q, new Set(['linear', 'bias'])], ['units.heads.kv', u.heads.kv, new Set(['linear', 'bias'])],
+    ['units.heads.o', u.heads.o, new Set(['linear'])],
+  ];
+  const seen = new Set<string>();
+  for (const [key, list, roles] of where) {
+    checkStrings(fam, key, list, true);
+    for (const type of list as string[]) {
+      const lt = t.layerTensors.find((x) => x.type === type);
+      if (!lt || !roles.has(lt.role)) fail(fam, `${key} names '${type}', which is not a ${[...roles].join('/')} layer tensor`);
+      if (seen.has(type)) fail(fam, `units names '${type}' twice`);
+      seen.add(type);
+    }
+    if (!(list as string[]).some((type) => t.layerTensors.find((x) => x.type === type && !x.optional && x.role === 'linear'))) {
+      fail(fam, `${key} must name at least one required linear tensor`);
+    }
+  }
 }
 
 export function linearTypes(t: ArchTable): string[] {

@@ -26,6 +26,7 @@ export const expandCommand: Command = {
     'weight-decay': { type: 'string' },
     fill: { type: 'string' },
     'zero-out': { type: 'boolean' },
+    align: { type: 'boolean' },
     'max-memory': { type: 'string' },
     'max-shard-size': { type: 'string' },
     threads: { type: 'string' },
@@ -62,6 +63,7 @@ export const expandCommand: Command = {
         placement: choiceArg('placement', s('placement'), ['top', 'uniform', 'bottom', 'llama-pro'] as const),
         seed: intArg('seed', s('seed'), 0, 2 ** 32 - 1),
         matchNorm: Boolean(v['match-norm']),
+        align: Boolean(v.align),
         lesa: Object.fromEntries(Object.entries(lesa).filter(([, x]) => x !== undefined)),
       },
       force: Boolean(v.force),
@@ -70,7 +72,7 @@ export const expandCommand: Command = {
       maxShardBytes: bytesArg('max-shard-size', s('max-shard-size')),
       reporter: io.reporter,
     });
-    const summary = { method: result.plan.method, source_layers: result.plan.sourceLayers, target_layers: result.plan.targetLayers, layers: result.plan.layers, output: result.output, seconds: result.seconds, phases: result.phases, threads: threads ?? availableParallelism() };
+    const summary = { method: result.plan.method, source_layers: result.plan.sourceLayers, target_layers: result.plan.targetLayers, layers: result.plan.layers, output: result.output, seconds: result.seconds, phases: result.phases, threads: threads ?? availableParallelism(), ...(result.alignment ? { alignment: result.alignment } : {}) };
     if (v['dry-run']) io.print(describePlan(result.plan), { ...summary, options: result.plan.options, tensors: result.plan.tensors });
     else io.print(`wrote ${result.output} (${result.plan.method}, ${result.plan.sourceLayers} → ${result.plan.targetLayers} layers) in ${result.seconds.toFixed(1)} s`, summary);
   },

@@ -25,6 +25,8 @@ export interface ExpandOptions {
   seed: number;
   /** random: rescale each matrix to the neighbours' mean Frobenius norm. */
   matchNorm: boolean;
+  /** Permute every layer's MLP units and attention heads to match the layer before (src/align). */
+  align: boolean;
   lesa: LesaOptions;
 }
 
@@ -56,6 +58,11 @@ export interface Method {
   name: string;
   summary: string;
   reference: string;
+  /**
+   * Neuron alignment: 'required' (the method is defined on aligned layers), 'optional'
+   * (`--align` changes what it builds), absent (`--align` would change nothing but bytes: refused).
+   */
+  alignment?: 'required' | 'optional';
   /** Pure: which output tensor comes from which inputs. No weights read. */
   plan(ctx: MethodContext): Plan;
   /** Methods that learn from the weights (LESA) do it here, streaming. */

@@ -3,12 +3,18 @@ import { average } from './average.js';
 import { copy } from './copy.js';
 import { lesa } from './lesa/index.js';
 import { llamaPro } from './llama-pro.js';
+import { otFuse } from './ot-fuse.js';
 import type { Method } from './method.js';
 import { random } from './random.js';
 import { solar } from './solar.js';
 import { stack } from './stack.js';
 
-export const methods: readonly Method[] = [lesa, copy, llamaPro, average, random, solar, stack];
+export const methods: readonly Method[] = [lesa, copy, llamaPro, average, random, solar, stack, otFuse];
+
+/** Methods `--align` changes, for messages. */
+export function alignable(): string {
+  return methods.filter((m) => m.alignment).map((m) => m.name).join(', ');
+}
 
 export function methodByName(name: string): Method {
   const m = methods.find((x) => x.name === name);

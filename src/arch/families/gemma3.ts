@@ -35,4 +35,8 @@ export const gemma3: ArchTable = {
   normIdentity: 0,
   residualOutputs: ['o_proj', 'down_proj'],
   residualScales: ['post_attention_layernorm', 'post_feedforward_layernorm'],
+  units: {
+    mlp: { rows: ['gate_proj', 'up_proj'], cols: ['down_proj'] },
+    heads: { q: ['q_proj'], kv: ['k_proj', 'v_proj'], o: ['o_proj'] },
+  },
 };

@@ -42,4 +42,8 @@ export const llama: ArchTable = {
   normIdentity: 1,
   residualOutputs: ['o_proj', 'down_proj'],
   residualScales: [],
+  units: {
+    mlp: { rows: ['gate_proj', 'up_proj', 'gate_bias', 'up_bias'], cols: ['down_proj'] },
+    heads: { q: ['q_proj', 'q_bias'], kv: ['k_proj', 'v_proj', 'k_bias', 'v_bias'], o: ['o_proj'] },
+  },
 };

@@ -14,4 +14,8 @@ export const mistral: ArchTable = {
   normIdentity: 1,
   residualOutputs: ['o_proj', 'down_proj'],
   residualScales: [],
+  units: {
+    mlp: { rows: ['gate_proj', 'up_proj'], cols: ['down_proj'] },
+    heads: { q: ['q_proj'], kv: ['k_proj', 'v_proj'], o: ['o_proj'] },
+  },
 };

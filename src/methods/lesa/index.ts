@@ -16,6 +16,7 @@ export const lesa: Method = {
   name: 'lesa',
   summary: 'new linear weights predicted from the neighbours\' SVD coefficients by a learned MLP per weight type',
   reference: 'https://arxiv.org/abs/2502.13794',
+  alignment: 'optional',
   plan: lesaPlan,
   async prepare(ckpt, plan, ctx, hooks): Promise<Prepared> {
     const { layout, options } = ctx;

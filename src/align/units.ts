@@ -1,0 +1,65 @@
+import { layerTensorName, type LayerTensor, type ModelLayout } from '../arch/index.js';
+import type { ModelConfig } from '../checkpoint/types.js';
+import { UserError } from '../errors.js';
+
+/** How a layer's permutable units sit in its tensors, resolved for one checkpoint. */
+export interface UnitGeometry {
+  /** MLP hidden units. */
+  mlpUnits: number;
+  queryHeads: number;
+  kvHeads: number;
+  headDim: number;
+  /** Present tensor types by how they are permuted. */
+  mlpRows: LayerTensor[];
+  mlpCols: LayerTensor[];
+  qRows: LayerTensor[];
+  kvRows: LayerTensor[];
+  oCols: LayerTensor[];
+}
+
+function positiveInt(v: unknown): number | undefined {
+  return Number.isSafeInteger(v) && (v as number) > 0 ? (v as number) : undefined;
+}
+
+/** Reads head counts from config.json and checks every permuted tensor's shape against them. */
+export function unitGeometry(layout: ModelLayout, config: ModelConfig): UnitGeometry {
+  const { arch } = layout;
+  const present = (types: string[]) => layout.layerTensors.filter((lt) => types.includes(lt.type));
+  const g = {
+    mlpRows: present(arch.units.mlp.rows), mlpCols: present(arch.units.mlp.cols),
+    qRows: present(arch.units.heads.q), kvRows: present(arch.units.heads.kv), oCols: present(arch.units.heads.o),
+  };
+  const shape = (lt: LayerTensor) => layout.typeInfo.get(lt.type)!.shape;
+  const cfg = (config.text_config as ModelConfig | undefined) ?? config;
+  const queryHeads = positiveInt(cfg.num_attention_heads);
+  if (!queryHeads) throw new UserError('neuron alignment needs config.json "num_attention_heads" (a positive integer)');
+  const kvHeads = cfg.num_key_value_heads === undefined ? queryHeads : positiveInt(cfg.num_key_value_heads);
+  if (!kvHeads || queryHeads % kvHeads !== 0) {
+    throw new UserError(`neuron alignment needs num_attention_heads (${queryHeads}) to be a multiple of num_key_value_heads (${String(cfg.num_key_value_heads)})`);
+  }
+  const qOut = shape(g.qRows[0])[0];
+  const headDim = qOut / queryHeads;
+  if (!Number.isInteger(headDim)) throw new UserError(`${g.qRows[0].type} has ${qOut} rows, not a multiple of num_attention_heads = ${queryHeads}`);
+  const mlpUnits = shape(g.mlpRows[0])[0];
+  const expect = (lts: LayerTensor[], axis: 0 | 1, n: number, what: string) => {
+    for (const lt of lts) {
+      const s = shape(lt);
+      const size = lt.role === 'bias' ? s[0] : s[axis];
+      if (size !== n) throw new UserError(`cannot align: ${lt.type} has ${size} ${axis === 0 ? 'rows' : 'columns'} where ${n} (${what}) were expected`);
+    }
+  };
+  expect(g.mlpRows, 0, mlpUnits, 'MLP units');
+  expect(g.mlpCols, 1, mlpUnits, 'MLP units');
+  expect(g.qRows, 0, queryHeads * headDim, 'query heads × head_dim');
+  expect(g.kvRows, 0, kvHeads * headDim, 'key/value heads × head_dim');
+  expect(g.oCols, 1, queryHeads * headDim, 'query heads × head_dim');
+  return { mlpUnits, queryHeads, kvHeads, headDim, ...g };
+}
+
+/** Full tensor name → (layer, type), for the tensors alignment permutes. */
+export function permutedTensors(layout: ModelLayout, geo: UnitGeometry): Map<string, { layer: number; lt: LayerTensor }> {
+  const out = new Map<string, { layer: number; lt: LayerTensor }>();
+  const all = [...geo.mlpRows, ...geo.mlpCols, ...geo.qRows, ...geo.kvRows, ...geo.oCols];
+  for (let i = 0; i < layout.layers; i++) for (const lt of all) out.set(layerTensorName(layout.arch, i, lt), { layer: i, lt });
+  return out;
+}
