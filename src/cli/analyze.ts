@@ -3,8 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { linearTypes, resolveLayout } from '../arch/index.js';
 import { openCheckpoint } from '../checkpoint/checkpoint.js';
+import type { Checkpoint } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
 import { leaveOneOut, summarize, type LooRow } from '../analyze/loo.js';
+import { bestGaps, neighbourPredictability, scoreGaps } from '../analyze/gaps.js';
+import { alignedCheckpoint, computeAlignment } from '../align/index.js';
 import { buildReport, defaultLooLayers, writeReport } from '../analyze/report/index.js';
 import { defaultLesaOptions } from '../methods/method.js';
 import { interiorLayers } from '../methods/lesa/predictor.js';
@@ -33,6 +36,8 @@ export const analyzeCommand: Command = {
     'loo-epochs': { type: 'string' },
     'no-loo': { type: 'boolean' },
     compare: { type: 'string' },
+    gaps: { type: 'string' },
+    align: { type: 'boolean' },
   },
   async run(v, pos, io: CommandIO) {
     if (pos.length !== 1) throw new UserError('usage: lesa analyze DIR [--types q_proj,...] [--layers 5,15,25] [--epochs N] [--report OUT/ [--loo-epochs N] [--no-loo] [--compare DIR]]');
@@ -45,11 +50,17 @@ export const analyzeCommand: Command = {
     if (v['no-loo'] && (v.layers !== undefined || v['loo-epochs'] !== undefined || v.epochs !== undefined)) {
       throw new UserError('--no-loo skips leave-one-out; drop --layers/--epochs/--loo-epochs or drop --no-loo');
     }
-    const ckpt = await openCheckpoint(pos[0]);
+    const input = await openCheckpoint(pos[0]);
+    let ckpt: Checkpoint = input;
     const scratch = await mkdtemp(join(tmpdir(), 'lesa-analyze-'));
     try {
       const layout = resolveLayout(ckpt.config, ckpt.tensors);
       if (layout.layers < 3) throw new UserError(`leave-one-out needs at least 3 layers; ${pos[0]} has ${layout.layers}`);
+      if (v.align) {
+        io.reporter.phase('align', { layers: layout.layers });
+        const a = await computeAlignment(input, layout, input.config, (d, t) => io.reporter.progress(d, t, { unit: 'layers' }));
+        ckpt = alignedCheckpoint(input, layout, a);
+      }
       const all = linearTypes(layout.arch).filter((t) => layout.typeInfo.has(t));
       const types = s('types')?.split(',').map((x) => x.trim()) ?? all;
       for (const t of types) if (!all.includes(t)) throw new UserError(`unknown weight type "${t}"; this model has: ${all.join(', ')}`);
@@ -77,13 +88,28 @@ export const analyzeCommand: Command = {
         io.print(lines.join('\n'), { report: written.html, json: written.json, png: written.png, seconds: data.seconds, loo: data.loo?.summary ?? null, compare: data.compare });
         return;
       }
+      const gapCount = intArg('gaps', s('gaps'), 1, 64 * layout.layers);
+      if (gapCount !== undefined) {
+        if (reportDir) throw new UserError('--gaps is its own mode; drop --report');
+        io.reporter.phase('neighbour leave-one-out', { types: types.length });
+        const perLayer = await neighbourPredictability(ckpt, layout, types, (d, t) => io.reporter.progress(d, t, { unit: 'layers' }));
+        const gaps = scoreGaps(perLayer, layout.layers);
+        const after = bestGaps(gaps, gapCount);
+        const text = [
+          'leave-one-layer-out by the neighbours\' mean, all listed types together (lower: smoother)',
+          ...gaps.map((g) => `  gap after ${String(g.after).padStart(3)}: ${g.score.toFixed(4)}${after.includes(g.after) ? '  *' : ''}`),
+          `best ${gapCount}: --after ${after.join(',')}`,
+        ].join('\n');
+        io.print(text, { checkpoint: ckpt.dir, aligned: Boolean(v.align), types, layers: perLayer, gaps, after });
+        return;
+      }
       const rows = await leaveOneOut(ckpt, layout, { types, layers, lesa, seed, scratchDir: scratch }, io.reporter);
       const summary = summarize(rows);
       const data = { checkpoint: ckpt.dir, layers: layout.layers, options: { types, layers, epochs: lesa.epochs, lambda: lesa.lambda, hidden: lesa.hidden, seed }, note: 'the SVD basis includes the left-out layer (it is the model\'s own basis)', summary, rows };
       io.print(formatTable(rows, summary), data);
     } finally {
       await rm(scratch, { recursive: true, force: true });
-      await ckpt.close();
+      await input.close();
     }
   },
 };
