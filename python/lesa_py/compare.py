@@ -469,6 +469,8 @@ def run_method(m: str, src: Path, out: Path, L: int, text: str, warmup: int, arg
             return rec
         man = json.loads((model_dir / "lesa.json").read_text())
         rec["new_layers"] = man.get("new_layers")
+        if man.get("alignment"):
+            rec["alignment"] = man["alignment"]
         log(f"  {m}: expanded in {secs:.1f}s; new layers {rec['new_layers']}")
 
         rec["stage"] = "initial eval"

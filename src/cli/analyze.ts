@@ -7,7 +7,7 @@ import type { Checkpoint } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
 import { leaveOneOut, summarize, type LooRow } from '../analyze/loo.js';
 import { bestGaps, neighbourPredictability, scoreGaps } from '../analyze/gaps.js';
-import { alignedCheckpoint, computeAlignment } from '../align/index.js';
+import { alignedCheckpoint, computeAlignment, summarizeAlignment, type AlignStats } from '../align/index.js';
 import { buildReport, defaultLooLayers, writeReport } from '../analyze/report/index.js';
 import { defaultLesaOptions } from '../methods/method.js';
 import { interiorLayers } from '../methods/lesa/predictor.js';
@@ -52,6 +52,7 @@ export const analyzeCommand: Command = {
     }
     const input = await openCheckpoint(pos[0]);
     let ckpt: Checkpoint = input;
+    let alignment: { summary: Record<string, number>; layers: AlignStats[] } | undefined;
     const scratch = await mkdtemp(join(tmpdir(), 'lesa-analyze-'));
     try {
       const layout = resolveLayout(ckpt.config, ckpt.tensors);
@@ -60,6 +61,7 @@ export const analyzeCommand: Command = {
         io.reporter.phase('align', { layers: layout.layers });
         const a = await computeAlignment(input, layout, input.config, (d, t) => io.reporter.progress(d, t, { unit: 'layers' }));
         ckpt = alignedCheckpoint(input, layout, a);
+        alignment = { summary: summarizeAlignment(a), layers: a.stats };
       }
       const all = linearTypes(layout.arch).filter((t) => layout.typeInfo.has(t));
       const types = s('types')?.split(',').map((x) => x.trim()) ?? all;
@@ -99,20 +101,25 @@ export const analyzeCommand: Command = {
           'leave-one-layer-out by the neighbours\' mean, all listed types together (lower: smoother)',
           ...gaps.map((g) => `  gap after ${String(g.after).padStart(3)}: ${g.score.toFixed(4)}${after.includes(g.after) ? '  *' : ''}`),
           `best ${gapCount}: --after ${after.join(',')}`,
+          ...(alignment ? [alignmentLine(alignment.summary)] : []),
         ].join('\n');
-        io.print(text, { checkpoint: ckpt.dir, aligned: Boolean(v.align), types, layers: perLayer, gaps, after });
+        io.print(text, { checkpoint: ckpt.dir, aligned: Boolean(v.align), alignment, types, layers: perLayer, gaps, after });
         return;
       }
       const rows = await leaveOneOut(ckpt, layout, { types, layers, lesa, seed, scratchDir: scratch }, io.reporter);
       const summary = summarize(rows);
-      const data = { checkpoint: ckpt.dir, layers: layout.layers, options: { types, layers, epochs: lesa.epochs, lambda: lesa.lambda, hidden: lesa.hidden, seed }, note: 'the SVD basis includes the left-out layer (it is the model\'s own basis)', summary, rows };
-      io.print(formatTable(rows, summary), data);
+      const data = { checkpoint: ckpt.dir, layers: layout.layers, options: { types, layers, epochs: lesa.epochs, lambda: lesa.lambda, hidden: lesa.hidden, seed, align: Boolean(v.align) }, note: 'the SVD basis includes the left-out layer (it is the model\'s own basis)', alignment, summary, rows };
+      io.print([formatTable(rows, summary), ...(alignment ? [alignmentLine(alignment.summary)] : [])].join('\n'), data);
     } finally {
       await rm(scratch, { recursive: true, force: true });
       await input.close();
     }
   },
 };
+
+function alignmentLine(s: Record<string, number>): string {
+  return `aligned: mean cosine of adjacent layers' unit features, MLP ${s.mlpCosineBefore.toFixed(3)} → ${s.mlpCosineAfter.toFixed(3)}, attention ${s.attnCosineBefore.toFixed(3)} → ${s.attnCosineAfter.toFixed(3)}`;
+}
 
 function formatTable(rows: LooRow[], summary: ReturnType<typeof summarize>): string {
   const f = (x: number) => x.toFixed(3).padStart(7);
