@@ -1,5 +1,4 @@
-import type { ModelLayout } from '../arch/index.js';
-import { layerTensorName } from '../arch/index.js';
+import { layerTensorName, type LayerTensor, type ModelLayout } from '../arch/index.js';
 import type { Checkpoint, FloatDType, ModelConfig } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
 import { countNonFinite, fromF32, reconstruct } from '../native/index.js';
@@ -61,30 +60,36 @@ interface Features { mlp: Feat; q: Feat; kv: Feat }
  * [its head_dim rows of q, its head_dim columns of o]; kv head = [its rows of k and v].
  */
 async function features(ckpt: Checkpoint, layout: ModelLayout, geo: UnitGeometry, i: number): Promise<Features> {
-  const read = (lt: { type: string; suffix: string; role: string }) => readFinite(ckpt, layerTensorName(layout.arch, i, lt as never));
-  const linear = <T extends { role: string }>(xs: T[]) => xs.filter((x) => x.role === 'linear');
-  const rowsOf = async (lts: typeof geo.mlpRows, units: number) => Promise.all(linear(lts).map(read)).then((ws) => ws.map((w) => ({ w, per: w.length / units })));
-  const colsOf = async (lts: typeof geo.mlpCols, units: number) => Promise.all(linear(lts).map(read)).then((ws) => ws.map((w) => ({ w, per: w.length / units })));
-  const build = (units: number, block: number, rowParts: { w: Float32Array; per: number }[], colParts: { w: Float32Array; per: number }[]): Feat => {
-    const d = [...rowParts, ...colParts].reduce((a, p) => a + p.per, 0);
+  // Biases are permuted with their weights but carry too little to match on.
+  const read = (lts: LayerTensor[]) =>
+    Promise.all(lts.filter((lt) => lt.role === 'linear').map((lt) => readFinite(ckpt, layerTensorName(layout.arch, i, lt))));
+  /** Unit u's row: its `block` rows of every row-type tensor, then its `block` columns of every column-type tensor. */
+  const build = (units: number, block: number, rowTensors: Float32Array[], colTensors: Float32Array[]): Feat => {
+    const d = [...rowTensors, ...colTensors].reduce((a, w) => a + w.length / units, 0);
     const f = new Float32Array(units * d);
+    const cols = units * block;
     for (let u = 0; u < units; u++) {
       let off = u * d;
-      for (const p of rowParts) { f.set(p.w.subarray(u * p.per, (u + 1) * p.per), off); off += p.per; }
-      for (const p of colParts) {
-        const rows = p.w.length / (units * block); // columns u*block..(u+1)*block of a rows × (units*block) matrix
-        const cols = units * block;
-        for (let r = 0; r < rows; r++) { f.set(p.w.subarray(r * cols + u * block, r * cols + (u + 1) * block), off); off += block; }
+      for (const w of rowTensors) {
+        const per = w.length / units;
+        f.set(w.subarray(u * per, (u + 1) * per), off);
+        off += per;
+      }
+      for (const w of colTensors) {
+        for (let r = 0; r < w.length / cols; r++) {
+          f.set(w.subarray(r * cols + u * block, r * cols + (u + 1) * block), off);
+          off += block;
+        }
       }
     }
     return { f, d };
   };
-  const mlp = build(geo.mlpUnits, 1, await rowsOf(geo.mlpRows, geo.mlpUnits), await colsOf(geo.mlpCols, geo.mlpUnits));
-  const q = build(geo.queryHeads, geo.headDim, await rowsOf(geo.qRows, geo.queryHeads), await colsOf(geo.oCols, geo.queryHeads));
-  const kv = build(geo.kvHeads, geo.headDim, await rowsOf(geo.kvRows, geo.kvHeads), []);
-  return { mlp, q, kv };
+  return {
+    mlp: build(geo.mlpUnits, 1, await read(geo.mlpRows), await read(geo.mlpCols)),
+    q: build(geo.queryHeads, geo.headDim, await read(geo.qRows), await read(geo.oCols)),
+    kv: build(geo.kvHeads, geo.headDim, await read(geo.kvRows), []),
+  };
 }
-
 
 /** Heads: kv groups matched as wholes, each scored by its k/v similarity plus its best query-head matching. */
 function matchHeads(geo: UnitGeometry, qsim: Float32Array, kvsim: Float32Array): { q: Perm; kv: Perm; total: number; identity: number } {
