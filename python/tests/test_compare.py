@@ -14,6 +14,7 @@ from lesa_py import compare
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 METHODS = ["lesa", "copy", "llama-pro"]
+ARGV: list[str] = []  # the module run's command line, for --resume
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,7 @@ def run(fx, tmp_path_factory):
             "--lesa-epochs", "1", "--threads", "1", "--keep-models", "--quiet", "--loss-window", "2"]
     import os
 
+    ARGV[:] = argv
     old = os.environ.get("LESA_CACHE_DIR")
     os.environ["LESA_CACHE_DIR"] = str(tmp / "tokens")
     try:
@@ -119,6 +121,33 @@ def test_steps_to_best_baseline(run):
     assert res["runs"][summ["best_baseline"]]["steps_to_best_baseline"] is not None
     assert summ["lesa_minus_best_baseline_eval_loss"] == pytest.approx(
         res["runs"]["lesa"]["final_eval_loss"] - target)
+
+
+def test_resume_adds_variants_and_keeps_done_runs(run, capsys):
+    rc, out, res, _ = run
+    spec = "ot-fuse@bottom"
+    assert compare.main(ARGV + ["--resume", "--methods", f"copy,{spec}"]) == 0
+    new = json.loads((out / "results.json").read_text())
+    assert new["methods"] == METHODS + [spec]
+    for m in METHODS:
+        assert new["runs"][m] == res["runs"][m], f"{m} was re-run instead of kept"
+    r = new["runs"][spec]
+    assert r["status"] == "ok" and "--placement bottom" in r["expand_command"] and "--method ot-fuse" in r["expand_command"]
+    assert r["new_layers"] == [1, 3, 5, 7]  # bottom: after original layers 0..3
+    assert r["alignment"]["mlpCosineAfter"] >= r["alignment"]["mlpCosineBefore"]
+    assert new["command"].count("python -m lesa_py.compare") == 2
+    # another budget must not be mixed into the same report
+    assert compare.main(ARGV + ["--resume", "--steps", "4", "--methods", "copy"]) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_method_specs():
+    assert compare.parse_spec("lesa") == ("lesa", [])
+    assert compare.parse_spec("lesa+align+zero-out@uniform") == ("lesa", ["--align", "--zero-out", "--placement", "uniform"])
+    assert compare.parse_spec("ot-fuse@after=3:5:5") == ("ot-fuse", ["--after", "3,5,5"])
+    for bad in ("bogus", "lesa+x", "copy@mid", "copy@after=a:1"):
+        with pytest.raises(compare.UserError):
+            compare.parse_spec(bad)
 
 
 def test_helpers():
