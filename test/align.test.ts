@@ -65,3 +65,16 @@ test('gatherRows/gatherCols move whole blocks by the gather rule, and compose ch
   assert.deepEqual([...gatherRows(gatherRows(v, 1, inner, 1), 1, outer, 1)], [...gatherRows(v, 1, compose(inner, outer), 1)]);
   assert.ok(!isPermutation([0, 0, 1], 3) && !isPermutation([0, 1], 3) && isPermutation([1, 2, 0], 3));
 });
+
+test('gap ranking: each gap scored by the mean leave-one-out error of its interior layers; the best n, cycling', async () => {
+  const { scoreGaps, bestGaps } = await import('../src/analyze/gaps.js');
+  // L = 5: interior layers 1..3
+  const gaps = scoreGaps([{ layer: 1, relError: 0.5 }, { layer: 2, relError: 0.9 }, { layer: 3, relError: 0.1 }], 5);
+  assert.deepEqual(gaps.map((g) => g.after), [0, 1, 2, 3]);
+  const score = Object.fromEntries(gaps.map((g) => [g.after, g.score]));
+  assert.equal(score[0], 0.5); // only layer 1 is interior
+  assert.ok(Math.abs(score[1] - 0.7) < 1e-12 && Math.abs(score[2] - 0.5) < 1e-12);
+  assert.equal(score[3], 0.1);
+  assert.deepEqual(bestGaps(gaps, 2), [0, 3]); // 0.1 (gap 3), then 0.5 tied by gaps 0 and 2: the lower index
+  assert.deepEqual(bestGaps(gaps, 6), [0, 0, 2, 3, 3, 1].sort((a, b) => a - b));
+});
