@@ -394,13 +394,38 @@ def run(args, argv: list[str]) -> dict:
         per[m] = run_method(m, src, out, L, text, warmup, args, log, i, len(methods))
         if i + 1 < len(methods):  # a partial report after each method: a long run that dies still leaves one
             results["partial"] = True
-            finish(results, out, t_all, log, final=False)
+            write_report(results, out, t_all, log, False, methods if args.resume else None)
     results.pop("partial", None)
     if not args.keep_models:
         with contextlib.suppress(OSError):
             (out / "models").rmdir()
-    finish(results, out, t_all, log, final=True)
+    write_report(results, out, t_all, log, True, methods if args.resume else None)
     return results
+
+
+def write_report(results: dict, out: Path, t_all: float, log, final: bool, mine: Optional[list[str]]) -> None:
+    """finish(), and with --resume first take in what other runs added to results.json meanwhile
+    (two --resume runs on one report each keep the other's methods), under a lock."""
+    if mine is None:
+        finish(results, out, t_all, log, final)
+        return
+    import fcntl
+
+    with open(out / ".results.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        f = out / "results.json"
+        try:
+            disk = json.loads(f.read_text()) if f.is_file() else {}
+        except ValueError:
+            disk = {}
+        for m, r in disk.get("runs", {}).items():
+            if m not in mine:
+                results["runs"][m] = r
+        results["methods"] = list(dict.fromkeys(disk.get("methods", []) + results["methods"]))
+        for line in disk.get("command", "").splitlines():
+            if line not in results["command"].splitlines():
+                results["command"] += "\n" + line
+        finish(results, out, t_all, log, final)
 
 
 # Settings that must match for --resume to add runs to an existing report.

@@ -141,6 +141,27 @@ def test_resume_adds_variants_and_keeps_done_runs(run, capsys):
     assert "other settings" in capsys.readouterr().err
 
 
+def test_resume_keeps_runs_another_process_wrote_meanwhile(run, tmp_path):
+    import copy
+    import shutil
+    import time
+    _, out, _, _ = run
+    d = tmp_path / "report"
+    shutil.copytree(out, d, ignore=shutil.ignore_patterns("models"))
+    mine = json.loads((d / "results.json").read_text())  # what this process loaded at its start
+    disk = copy.deepcopy(mine)  # meanwhile another --resume run added a method
+    disk["runs"]["ot-fuse@bottom"] = dict(disk["runs"]["llama-pro"], method="ot-fuse@bottom")
+    disk["methods"].append("ot-fuse@bottom")
+    disk["command"] += "\npython -m lesa_py.compare (the other run)"
+    (d / "results.json").write_text(json.dumps(disk))
+    mine["runs"]["copy"]["note"] = "re-run by this process"
+    compare.write_report(mine, d, time.time(), lambda msg: None, True, ["copy"])
+    new = json.loads((d / "results.json").read_text())
+    assert new["runs"]["ot-fuse@bottom"]["method"] == "ot-fuse@bottom" and "ot-fuse@bottom" in new["methods"]
+    assert new["runs"]["copy"]["note"] == "re-run by this process"
+    assert "(the other run)" in new["command"]
+
+
 def test_method_specs():
     assert compare.parse_spec("lesa") == ("lesa", [])
     assert compare.parse_spec("lesa+align+zero-out@uniform") == ("lesa", ["--align", "--zero-out", "--placement", "uniform"])
