@@ -110,3 +110,17 @@ test('layouts reject what the table cannot grow', () => {
   assert.throws(() => resolveLayout({ ...config, model_type: 'gpt2' }, tensors), /unsupported architecture model_type "gpt2"; supported: /);
   assert.throws(() => resolveLayout({ ...config, hidden_size: 65 }, tensors), /hidden_size = 65/);
 });
+
+test('default placement: the paper\'s top for most methods, bottom for identity starts (measured), explicit wins', () => {
+  const { config, tensors } = llamaShapes(8, 64, 128, 4, 2, 100);
+  const layout = resolveLayout(config, tensors);
+  const plan = (method: string, extra: Record<string, unknown> = {}) =>
+    methodByName(method).plan({ layout, config, options: resolveOptions({ targetLayers: 11, ...extra }) });
+  const newAfter = (p: ReturnType<typeof plan>) => p.layers.filter((l) => l.kind === 'new').map((l) => l.source);
+  assert.deepEqual(newAfter(plan('average')), [4, 5, 6]);
+  assert.deepEqual(newAfter(plan('llama-pro')), [0, 1, 2]);
+  assert.equal(plan('llama-pro').options.placement, 'bottom');
+  assert.deepEqual(newAfter(plan('llama-pro', { placement: 'top' })), [4, 5, 6]);
+  assert.deepEqual(newAfter(plan('ot-fuse', { after: [3, 3, 4] })), [3, 3, 4]);
+  assert.equal(plan('ot-fuse', { after: [3, 3, 4] }).options.placement, 'after');
+});

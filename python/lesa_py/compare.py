@@ -141,7 +141,8 @@ def parse_spec(spec: str) -> tuple[str, list[str]]:
     """A method spec NAME[+VARIANT...][@PLACEMENT] -> (CLI method, extra CLI flags).
 
     PLACEMENT is top|uniform|bottom|llama-pro or after=I:J:K (explicit "after original layer"
-    positions, e.g. from a leave-one-out ranking)."""
+    positions, e.g. from a leave-one-out ranking); none means top (the paper's), passed explicitly
+    so that a spec does not change meaning with a method's default placement."""
     head, _, place = spec.partition("@")
     name, *variants = head.split("+")
     if name not in ALL_METHODS:
@@ -151,6 +152,8 @@ def parse_spec(spec: str) -> tuple[str, list[str]]:
         if v not in VARIANT_FLAGS:
             raise UserError(f"--methods: unknown variant \"+{v}\" in \"{spec}\"; choose from {', '.join(VARIANT_FLAGS)}")
         flags += VARIANT_FLAGS[v]
+    if not place and name not in ("solar", "stack"):  # those two place layers by their own rule
+        place = "top"  # explicit, so a spec means the same whatever a method's default placement is
     if place:
         if place.startswith("after="):
             pos = place[len("after="):].split(":")

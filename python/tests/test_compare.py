@@ -163,7 +163,9 @@ def test_resume_keeps_runs_another_process_wrote_meanwhile(run, tmp_path):
 
 
 def test_method_specs():
-    assert compare.parse_spec("lesa") == ("lesa", [])
+    assert compare.parse_spec("lesa") == ("lesa", ["--placement", "top"])
+    assert compare.parse_spec("llama-pro+zero-out")[1] == ["--zero-out", "--placement", "top"]
+    assert compare.parse_spec("solar") == ("solar", [])
     assert compare.parse_spec("lesa+align+zero-out@uniform") == ("lesa", ["--align", "--zero-out", "--placement", "uniform"])
     assert compare.parse_spec("ot-fuse@after=3:5:5") == ("ot-fuse", ["--after", "3,5,5"])
     for bad in ("bogus", "lesa+x", "copy@mid", "copy@after=a:1"):

@@ -5,7 +5,8 @@ import type { Plan } from '../plan/recipe.js';
 import { bytesArg, choiceArg, intArg, listArg, numArg } from './args.js';
 import type { Command, CommandIO } from './main.js';
 
-export const DEFAULT_METHOD = 'lesa';
+/** Chosen by issue 7's study (docs/study.md): best mean regret over SmolLM2 and Gemma 3, with bottom placement. */
+export const DEFAULT_METHOD = 'llama-pro';
 
 export const expandCommand: Command = {
   summary: `Grow DIR to --target-layers layers and write the checkpoint to OUT (method default: ${DEFAULT_METHOD}).`,

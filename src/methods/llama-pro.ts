@@ -9,7 +9,8 @@ export const llamaPro: Method = {
   reference: 'https://arxiv.org/abs/2401.02415',
   plan(ctx) {
     const silence = identityRecipes(ctx);
+    // Bottom placement measured best for identity starts on both models (docs/study.md).
     return perGapPlan(ctx, 'llama-pro', {}, false, (j) => `copy of ${j}, outputs silenced`,
-      (j, lt) => silence.get(lt.type) ?? copyOf(ctx.layout, j, lt));
+      (j, lt) => silence.get(lt.type) ?? copyOf(ctx.layout, j, lt), 'bottom');
   },
 };

@@ -21,6 +21,6 @@ export const otFuse: Method = {
       silence.get(lt.type) ?? {
         kind: 'mean',
         srcs: [layerTensorName(ctx.layout.arch, j, lt), layerTensorName(ctx.layout.arch, j + 1, lt)],
-      });
+      }, 'bottom'); // measured best for identity starts on both models (docs/study.md)
   },
 };

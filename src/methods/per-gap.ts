@@ -1,14 +1,15 @@
 import type { LayerTensor } from '../arch/index.js';
 import { UserError } from '../errors.js';
 import { assemblePlan, type OutputLayer, originalLayer } from '../plan/build.js';
-import { interleave, placeGaps, placeLlamaPro } from '../plan/placement.js';
+import { interleave, placeGaps, placeLlamaPro, type PlacementStrategy } from '../plan/placement.js';
 import type { Plan, Recipe } from '../plan/recipe.js';
 import type { MethodContext } from './method.js';
 
 /** Positions ("after original layer j") for per-gap methods, from the user's options. */
-export function positions(ctx: MethodContext, interpolating: boolean): number[] {
+export function positions(ctx: MethodContext, interpolating: boolean, defaultPlacement: PlacementStrategy = 'top'): number[] {
   const L = ctx.layout.layers;
-  const { targetLayers, after, placement } = ctx.options;
+  const { targetLayers, after } = ctx.options;
+  const placement = ctx.options.placement ?? defaultPlacement;
   if (!Number.isSafeInteger(targetLayers) || targetLayers <= L) {
     throw new UserError(`--target-layers must be larger than the model's ${L} layers, got ${targetLayers}`);
   }
@@ -23,7 +24,10 @@ export function positions(ctx: MethodContext, interpolating: boolean): number[] 
   return pos;
 }
 
-/** A plan that inserts one layer per position, made by `newLayer(j, lt)`. */
+/**
+ * A plan that inserts one layer per position, made by `newLayer(j, lt)`. Without --placement or
+ * --after, positions follow `defaultPlacement` (the paper's "top" unless a method measured better).
+ */
 export function perGapPlan(
   ctx: MethodContext,
   method: string,
@@ -31,9 +35,11 @@ export function perGapPlan(
   interpolating: boolean,
   how: (j: number) => string,
   newLayer: (j: number, lt: LayerTensor) => Recipe,
+  defaultPlacement: PlacementStrategy = 'top',
 ): Plan {
   const { layout } = ctx;
-  const pos = positions(ctx, interpolating);
+  const pos = positions(ctx, interpolating, defaultPlacement);
+  const placement = ctx.options.after ? 'after' : (ctx.options.placement ?? defaultPlacement);
   const sequence: OutputLayer[] = interleave(layout.layers, pos).map((e) =>
     e.kind === 'original'
       ? originalLayer(layout, e.source)
@@ -41,7 +47,7 @@ export function perGapPlan(
           origin: { kind: 'new', source: e.after, between: interpolating ? [e.after, e.after + 1] : undefined, how: how(e.after) },
           recipe: (lt: LayerTensor) => newLayer(e.after, lt),
         });
-  return assemblePlan(method, { targetLayers: ctx.options.targetLayers, positions: pos, ...options }, layout, ctx.config, sequence);
+  return assemblePlan(method, { targetLayers: ctx.options.targetLayers, placement, positions: pos, ...options }, layout, ctx.config, sequence);
 }
 
 /**
