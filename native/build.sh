@@ -29,7 +29,7 @@ fi
 
 echo "native/build.sh: compiling $OUT" >&2
 # shellcheck disable=SC2206
-CXXFLAGS=(-std=c++17 -fPIC $EXTRA -Wall -Wextra -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -fexceptions
+CXXFLAGS=(-std=c++17 -fPIC $EXTRA -fno-math-errno -ffp-contract=off -Wall -Wextra -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -fexceptions
   -I"$NAPI_INC" -I"$NODE_INC")
 pids=() objs=()
 for src in "$HERE"/src/*.cc; do  # one g++ per file, in parallel

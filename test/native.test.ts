@@ -2,6 +2,7 @@
 // on small random inputs, plus the argument fuzz. The predictor is in native-predictor.test.ts.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { loadNative } from '../src/native/binding.js';
@@ -237,6 +238,27 @@ test('setThreads / getThreads', () => {
   assert.equal(native.getThreads(), 1);
   native.setThreads(before);
   assert.equal(native.getThreads(), before);
+});
+
+test('OpenBLAS kernels follow the CPU flags, not the fallback for unknown models', () => {
+  assert.equal(native.blasCoreTypeFor('flags\t\t: fpu sse2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl\n'), 'SkylakeX');
+  assert.equal(native.blasCoreTypeFor('flags\t\t: fpu sse2 avx avx2 fma\n'), 'Haswell');
+  assert.equal(native.blasCoreTypeFor('flags\t\t: fpu sse2 sse4_2 avx\n'), undefined);
+  assert.equal(native.blasCoreTypeFor('processor : 0\n'), undefined);
+  const script = `const n = await import(${JSON.stringify(new URL('../src/native/index.js', import.meta.url).href)});
+    console.log(n.blasCoreName());`;
+  const { OPENBLAS_CORETYPE: _, ...env } = process.env;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
+  assert.equal(child.status, 0, child.stderr);
+  const core = child.stdout.trim();
+  let cpuinfo = '';
+  try {
+    cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return; // not Linux: OpenBLAS's own detection
+  }
+  const wanted = process.arch === 'x64' ? native.blasCoreTypeFor(cpuinfo) : undefined;
+  if (wanted) assert.equal(core.toLowerCase(), wanted.toLowerCase());
 });
 
 // ---- argument fuzz -------------------------------------------------------------------

@@ -214,6 +214,11 @@ Napi::Value GetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), openblas_get_num_threads());
 }
 
+Napi::Value BlasCoreName(const Napi::CallbackInfo& info) {
+  checkArgs(info, "blasCoreName", "");
+  return Napi::String::New(info.Env(), openblas_get_corename());
+}
+
 }  // namespace
 
 void registerLinalg(Napi::Env env, Napi::Object exports) {
@@ -224,6 +229,7 @@ void registerLinalg(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("setScratchBytes", Napi::Function::New(env, SetScratchBytes, "setScratchBytes"));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads, "getThreads"));
+  exports.Set("blasCoreName", Napi::Function::New(env, BlasCoreName, "blasCoreName"));
 }
 
 }  // namespace lesa

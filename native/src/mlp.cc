@@ -92,19 +92,29 @@ void mlpBackward(const MlpLayout& l, const float* p, const float* x, size_t n, M
   columnSums(ws.d1.data(), n, l.hidden, g + l.b1());
 }
 
-// torch.optim.AdamW: decoupled decay p *= 1 - lr*wd, then the bias-corrected Adam step.
+// One AdamW update over n floats, vectorised for the best ISA at load time (ifunc). build.sh's
+// -fno-math-errno lets sqrt vectorise and -ffp-contract=off forbids FMA contraction: with IEEE
+// sqrt/div every clone computes the same bits.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void adamwUpdate(float* __restrict p, float* __restrict m, float* __restrict v, const float* __restrict g,
+                        size_t n, float b1, float w1, float b2, float w2, float decay, float stepSize,
+                        float invSqrtBc2, float eps) {
+  for (size_t i = 0; i < n; ++i) {
+    float mi = b1 * m[i] + w1 * g[i], vi = b2 * v[i] + w2 * g[i] * g[i];
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * decay - stepSize * mi / (__builtin_sqrtf(vi) * invSqrtBc2 + eps);
+  }
+}
+
+// torch.optim.AdamW, in float32 like torch: decoupled decay p *= 1 - lr*wd, then the
+// bias-corrected Adam step.
 void AdamW::step(float* params, const float* grad, size_t count) {
   if (m.empty()) m.assign(count, 0.0f), v.assign(count, 0.0f);
   ++t;
-  double bc1 = 1 - std::pow(beta1, double(t)), sqrtBc2 = std::sqrt(1 - std::pow(beta2, double(t)));
-  double decay = 1 - lr * weightDecay, stepSize = lr / bc1;
-  for (size_t i = 0; i < count; ++i) {
-    double g = grad[i];
-    double mi = beta1 * m[i] + (1 - beta1) * g, vi = beta2 * v[i] + (1 - beta2) * g * g;
-    m[i] = float(mi);
-    v[i] = float(vi);
-    params[i] = float(params[i] * decay - stepSize * mi / (std::sqrt(vi) / sqrtBc2 + eps));
-  }
+  adamwUpdate(params, m.data(), v.data(), grad, count, float(beta1), float(1 - beta1), float(beta2), float(1 - beta2),
+              float(1 - lr * weightDecay), float(lr / (1 - std::pow(beta1, double(t)))),
+              float(1 / std::sqrt(1 - std::pow(beta2, double(t)))), float(eps));
 }
 
 void mlpInit(const MlpLayout& l, float* p, SplitMix64& rng) {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -14,6 +15,7 @@ export interface NativeBinding {
   predictRows(params: Float32Array, hidden: number, cols: number, left: Float32Array, right: Float32Array, out: Float32Array, rows: number): Promise<void>;
   setThreads(n: number): void;
   getThreads(): number;
+  blasCoreName(): string;
   setScratchBytes(bytes: number): void;
 }
 
@@ -26,9 +28,38 @@ export function nativeAddonPath(): string {
 
 let cached: NativeBinding | undefined;
 
+/**
+ * OpenBLAS kernel family for this CPU from /proc/cpuinfo's flags, or undefined. OpenBLAS picks
+ * its kernels once, when the library loads, from the CPU model; a model its table does not know
+ * (e.g. a newer Xeon behind a VM's generic "Intel(R) Xeon(R) Processor" CPUID) falls back to
+ * Prescott's SSE3 kernels, 2x slower for the predictor's sgemm and slower still for dsyrk.
+ */
+export function blasCoreTypeFor(cpuinfo: string): string | undefined {
+  const line = /^flags\s*:(.*)$/m.exec(cpuinfo);
+  if (!line) return undefined;
+  const flags = new Set(line[1].trim().split(/\s+/));
+  if (['avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512cd'].every((f) => flags.has(f))) return 'SkylakeX';
+  if (['avx2', 'fma'].every((f) => flags.has(f))) return 'Haswell';
+  return undefined;
+}
+
+/** Sets OPENBLAS_CORETYPE from the CPU's flags before OpenBLAS loads, unless the user set it. */
+function chooseBlasCore(): void {
+  if (process.env.OPENBLAS_CORETYPE || process.platform !== 'linux' || process.arch !== 'x64') return;
+  let info: string;
+  try {
+    info = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return;
+  }
+  const core = blasCoreTypeFor(info);
+  if (core) process.env.OPENBLAS_CORETYPE = core;
+}
+
 export function loadNative(): NativeBinding {
   if (cached) return cached;
   const path = nativeAddonPath();
+  chooseBlasCore();
   try {
     cached = createRequire(import.meta.url)(path) as NativeBinding;
   } catch (err) {

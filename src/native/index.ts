@@ -13,7 +13,7 @@ import {
   describe, elements, expectDim, expectF32, expectF64, expectFinite, expectI32, expectOneOf, expectOptions, expectSafeInteger, expectU8,
 } from './validate.js';
 
-export { isNativeAvailable, nativeAddonPath, NATIVE_FIX } from './binding.js';
+export { blasCoreTypeFor, isNativeAvailable, nativeAddonPath, NATIVE_FIX } from './binding.js';
 export { predictorLayout, predictorParams, type ParamBlock, type PredictorLayout } from './predictor-layout.js';
 
 export type Dtype = 'F32' | 'F16' | 'BF16';
@@ -234,6 +234,11 @@ export function setThreads(n: number): void {
 
 export function getThreads(): number {
   return loadNative().getThreads();
+}
+
+/** The OpenBLAS kernel family in use (e.g. "SkylakeX", "Haswell"; "Prescott" is the slow SSE3 fallback). */
+export function blasCoreName(): string {
+  return loadNative().blasCoreName();
 }
 
 /** Bound on the f64 scratch of gramAccumulate/coefficients (default 64 MiB); larger is slightly faster. */
