@@ -97,6 +97,19 @@ def test_same_seed_same_bytes_other_seed_other_bytes(fx, tmp_path):
     assert any(runs["a"][k] != runs["c"][k] for k in weights)
 
 
+
+def test_two_types_at_once_write_the_bytes_of_one_at_a_time(fx, tmp_path):
+    """--threads 2 trains two weight types concurrently (one BLAS thread each); --threads 1 one after another."""
+    src = fx("tiny-llama-f32")
+    L = layers_of(src)
+    runs = {}
+    for threads in (1, 2):
+        out = tmp_path / f"t{threads}"
+        lesa("expand", src, "-o", out, "--method", "lesa", "--target-layers", L + 2, "--epochs", "2", "--seed", "3",
+             "--threads", threads, "--quiet")
+        runs[threads] = {k: v for k, v in tree_hash(out).items() if k != "lesa.json"}
+    assert runs[1] == runs[2]
+
 def test_nan_in_a_layer_stops_with_its_name(fx, tmp_path):
     import shutil
     from safetensors.torch import save_file
