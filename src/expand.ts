@@ -12,7 +12,7 @@ import { duringNativeWork, registerAbortable, unregisterAbortable, type Abortabl
 import { produce } from './execute/produce.js';
 import { defaultLesaOptions, type ExpandOptions, type LesaOptions, type MethodContext, type Prepared } from './methods/method.js';
 import { alignable, methodByName } from './methods/registry.js';
-import { alignedCheckpoint, computeAlignment, summarizeAlignment } from './align/index.js';
+import { alignForReading } from './align/index.js';
 import { unitGeometry } from './align/units.js';
 import type { Plan } from './plan/recipe.js';
 import type { Reporter } from './report/reporter.js';
@@ -117,11 +117,9 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     scratch = await mkdtemp(join(dirname(output), `.${basename(output)}.lesa-scratch-`));
     let alignment: Record<string, number> | undefined;
     if (plan.options.align) {
-      reporter.phase('align', { layers: ctx.layout.layers });
-      const a = await duringNativeWork(() => computeAlignment(input, ctx.layout, ctx.config,
-        (done, total) => reporter.progress(done, total, { unit: 'layers' })));
-      ckpt = alignedCheckpoint(input, ctx.layout, a);
-      alignment = summarizeAlignment(a);
+      const aligned = await duringNativeWork(() => alignForReading(input, ctx.layout, reporter));
+      ckpt = aligned.ckpt;
+      alignment = aligned.summary;
     }
     const prepare = method.prepare?.bind(method);
     prepared = prepare

@@ -5,16 +5,8 @@ import { test } from 'node:test';
 
 import { maxAssignment } from '../src/align/assign.js';
 import { compose, gatherCols, gatherRows, identityPerm, isPermutation } from '../src/align/permute.js';
+import { rng } from './helpers/safetensors-fixtures.js';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0; // mulberry32
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function* permutations(n: number): Generator<number[]> {
   if (n === 0) { yield []; return; }

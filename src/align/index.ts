@@ -4,7 +4,8 @@ import { UserError } from '../errors.js';
 import { countNonFinite, fromF32, reconstruct } from '../native/index.js';
 import { diagonalTotal, maxAssignment } from './assign.js';
 import { gatherCols, gatherRows, identityPerm, type Perm } from './permute.js';
-import { permutedTensors, unitGeometry, type UnitGeometry } from './units.js';
+import { permutedTensors, unitGeometry, type PermutedAxis, type UnitGeometry } from './units.js';
+import type { Reporter } from '../report/reporter.js';
 
 export { maxAssignment } from './assign.js';
 export type { Perm } from './permute.js';
@@ -158,8 +159,8 @@ export async function computeAlignment(ckpt: Checkpoint, layout: ModelLayout, co
 }
 
 /** Applies layer `i`'s permutation to one of its tensors (f32). */
-export function permuteTensor(x: Float32Array, kind: 'mlpRows' | 'mlpCols' | 'qRows' | 'kvRows' | 'oCols', p: LayerPerms, geo: UnitGeometry): Float32Array {
-  switch (kind) {
+export function permuteTensor(x: Float32Array, axis: PermutedAxis, p: LayerPerms, geo: UnitGeometry): Float32Array {
+  switch (axis) {
     case 'mlpRows': return gatherRows(x, x.length / geo.mlpUnits, p.mlp, 1);
     case 'mlpCols': return gatherCols(x, x.length / geo.mlpUnits, p.mlp, 1);
     case 'qRows': return gatherRows(x, x.length / (geo.queryHeads * geo.headDim), p.q, geo.headDim);
@@ -174,14 +175,11 @@ export function permuteTensor(x: Float32Array, kind: 'mlpRows' | 'mlpCols' | 'qR
  * permutation only moves values. Every other tensor is read unchanged.
  */
 export function alignedCheckpoint(ckpt: Checkpoint, layout: ModelLayout, a: Alignment): Checkpoint {
-  const geo = a.geometry;
-  const kindOf = new Map<string, 'mlpRows' | 'mlpCols' | 'qRows' | 'kvRows' | 'oCols'>();
-  for (const k of ['mlpRows', 'mlpCols', 'qRows', 'kvRows', 'oCols'] as const) for (const lt of geo[k]) kindOf.set(lt.type, k);
-  const which = permutedTensors(layout, geo);
+  const which = permutedTensors(layout, a.geometry);
   const readF32 = async (name: string): Promise<Float32Array> => {
     const x = await ckpt.readF32(name);
     const at = which.get(name);
-    return at ? permuteTensor(x, kindOf.get(at.lt.type)!, a.layers[at.layer], geo) : x;
+    return at ? permuteTensor(x, at.axis, a.layers[at.layer], a.geometry) : x;
   };
   return {
     dir: ckpt.dir, config: ckpt.config, tensors: ckpt.tensors, auxFiles: ckpt.auxFiles, weightBytes: ckpt.weightBytes,
@@ -194,6 +192,17 @@ export function alignedCheckpoint(ckpt: Checkpoint, layout: ModelLayout, a: Alig
     },
     close: () => ckpt.close(),
   };
+}
+
+/**
+ * Aligns a checkpoint for reading (phase "align", progress per layer): the aligned view, the
+ * per-layer statistics and their means.
+ */
+export async function alignForReading(ckpt: Checkpoint, layout: ModelLayout, reporter: Pick<Reporter, 'phase' | 'progress'>):
+  Promise<{ ckpt: Checkpoint; summary: Record<string, number>; stats: AlignStats[] }> {
+  reporter.phase('align', { layers: layout.layers });
+  const a = await computeAlignment(ckpt, layout, ckpt.config, (done, total) => reporter.progress(done, total, { unit: 'layers' }));
+  return { ckpt: alignedCheckpoint(ckpt, layout, a), summary: summarizeAlignment(a), stats: a.stats };
 }
 
 /** Mean cosines before/after over layers, for summaries. */

@@ -56,10 +56,13 @@ export function unitGeometry(layout: ModelLayout, config: ModelConfig): UnitGeom
   return { mlpUnits, queryHeads, kvHeads, headDim, ...g };
 }
 
-/** Full tensor name → (layer, type), for the tensors alignment permutes. */
-export function permutedTensors(layout: ModelLayout, geo: UnitGeometry): Map<string, { layer: number; lt: LayerTensor }> {
-  const out = new Map<string, { layer: number; lt: LayerTensor }>();
-  const all = [...geo.mlpRows, ...geo.mlpCols, ...geo.qRows, ...geo.kvRows, ...geo.oCols];
-  for (let i = 0; i < layout.layers; i++) for (const lt of all) out.set(layerTensorName(layout.arch, i, lt), { layer: i, lt });
+export type PermutedAxis = 'mlpRows' | 'mlpCols' | 'qRows' | 'kvRows' | 'oCols';
+
+/** Full tensor name → its layer and how alignment permutes it, for every tensor it permutes. */
+export function permutedTensors(layout: ModelLayout, geo: UnitGeometry): Map<string, { layer: number; axis: PermutedAxis }> {
+  const out = new Map<string, { layer: number; axis: PermutedAxis }>();
+  for (const axis of ['mlpRows', 'mlpCols', 'qRows', 'kvRows', 'oCols'] as const) {
+    for (const lt of geo[axis]) for (let i = 0; i < layout.layers; i++) out.set(layerTensorName(layout.arch, i, lt), { layer: i, axis });
+  }
   return out;
 }

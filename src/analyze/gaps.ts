@@ -17,27 +17,31 @@ export interface GapScore {
 
 /**
  * Leave-one-layer-out predictability by the neighbours' mean, for every interior layer: how
- * smooth the stack is around each layer. Cheap (three layers of one type in memory at a
- * time, no training) — unlike LESA's predictor, whose leave-one-out errors sit at the
- * random-matrix level on the models we measured (bench/results/fidelity.md), so its ranking
- * would be noise.
+ * smooth the stack is around each layer. Cheap — each tensor is read once, three layers of
+ * one type in memory at a time, no training — unlike LESA's predictor, whose leave-one-out
+ * errors sit at the random-matrix level on the models we measured (bench/results/fidelity.md),
+ * so its ranking would be noise.
  */
 export async function neighbourPredictability(ckpt: Checkpoint, layout: ModelLayout, types: string[],
-  onLayer?: (done: number, total: number) => void): Promise<LayerPredictability[]> {
-  const out: LayerPredictability[] = [];
-  for (let i = 1; i <= layout.layers - 2; i++) {
-    let err = 0, norm = 0;
-    for (const type of types) {
-      const [a, w, b] = await Promise.all([i - 1, i, i + 1].map((j) => readLayer(ckpt, layout, type, j)));
-      for (let e = 0; e < w.length; e++) {
-        const d = (a[e] + b[e]) / 2 - w[e];
-        err += d * d;
-        norm += w[e] * w[e];
+  onRead?: (done: number, total: number) => void): Promise<LayerPredictability[]> {
+  const L = layout.layers;
+  const err = new Float64Array(L), norm = new Float64Array(L);
+  for (const [t, type] of types.entries()) {
+    let prev = await readLayer(ckpt, layout, type, 0);
+    let cur = await readLayer(ckpt, layout, type, 1);
+    for (let i = 1; i <= L - 2; i++) {
+      const next = await readLayer(ckpt, layout, type, i + 1);
+      for (let e = 0; e < cur.length; e++) {
+        const d = (prev[e] + next[e]) / 2 - cur[e];
+        err[i] += d * d;
+        norm[i] += cur[e] * cur[e];
       }
+      [prev, cur] = [cur, next];
+      onRead?.(t * L + i + 2, types.length * L);
     }
-    out.push({ layer: i, relError: Math.sqrt(err / (norm || 1)) });
-    onLayer?.(i, layout.layers - 2);
   }
+  const out: LayerPredictability[] = [];
+  for (let i = 1; i <= L - 2; i++) out.push({ layer: i, relError: Math.sqrt(err[i] / (norm[i] || 1)) });
   return out;
 }
 

@@ -7,7 +7,7 @@ import type { Checkpoint } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
 import { leaveOneOut, summarize, type LooRow } from '../analyze/loo.js';
 import { bestGaps, neighbourPredictability, scoreGaps } from '../analyze/gaps.js';
-import { alignedCheckpoint, computeAlignment, summarizeAlignment, type AlignStats } from '../align/index.js';
+import { alignForReading, type AlignStats } from '../align/index.js';
 import { buildReport, defaultLooLayers, writeReport } from '../analyze/report/index.js';
 import { defaultLesaOptions } from '../methods/method.js';
 import { interiorLayers } from '../methods/lesa/predictor.js';
@@ -58,10 +58,9 @@ export const analyzeCommand: Command = {
       const layout = resolveLayout(ckpt.config, ckpt.tensors);
       if (layout.layers < 3) throw new UserError(`leave-one-out needs at least 3 layers; ${pos[0]} has ${layout.layers}`);
       if (v.align) {
-        io.reporter.phase('align', { layers: layout.layers });
-        const a = await computeAlignment(input, layout, input.config, (d, t) => io.reporter.progress(d, t, { unit: 'layers' }));
-        ckpt = alignedCheckpoint(input, layout, a);
-        alignment = { summary: summarizeAlignment(a), layers: a.stats };
+        const aligned = await alignForReading(input, layout, io.reporter);
+        ckpt = aligned.ckpt;
+        alignment = { summary: aligned.summary, layers: aligned.stats };
       }
       const all = linearTypes(layout.arch).filter((t) => layout.typeInfo.has(t));
       const types = s('types')?.split(',').map((x) => x.trim()) ?? all;
@@ -94,7 +93,7 @@ export const analyzeCommand: Command = {
       if (gapCount !== undefined) {
         if (reportDir) throw new UserError('--gaps is its own mode; drop --report');
         io.reporter.phase('neighbour leave-one-out', { types: types.length });
-        const perLayer = await neighbourPredictability(ckpt, layout, types, (d, t) => io.reporter.progress(d, t, { unit: 'layers' }));
+        const perLayer = await neighbourPredictability(ckpt, layout, types, (d, t) => io.reporter.progress(d, t, { unit: 'tensors' }));
         const gaps = scoreGaps(perLayer, layout.layers);
         const after = bestGaps(gaps, gapCount);
         const text = [

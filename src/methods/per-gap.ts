@@ -5,11 +5,10 @@ import { interleave, placeGaps, placeLlamaPro, type PlacementStrategy } from '..
 import type { Plan, Recipe } from '../plan/recipe.js';
 import type { MethodContext } from './method.js';
 
-/** Positions ("after original layer j") for per-gap methods, from the user's options. */
-export function positions(ctx: MethodContext, interpolating: boolean, defaultPlacement: PlacementStrategy = 'top'): number[] {
+/** Positions ("after original layer j") for per-gap methods: --after, else by `placement`. */
+function positions(ctx: MethodContext, interpolating: boolean, placement: PlacementStrategy | 'llama-pro'): number[] {
   const L = ctx.layout.layers;
   const { targetLayers, after } = ctx.options;
-  const placement = ctx.options.placement ?? defaultPlacement;
   if (!Number.isSafeInteger(targetLayers) || targetLayers <= L) {
     throw new UserError(`--target-layers must be larger than the model's ${L} layers, got ${targetLayers}`);
   }
@@ -38,8 +37,8 @@ export function perGapPlan(
   defaultPlacement: PlacementStrategy = 'top',
 ): Plan {
   const { layout } = ctx;
-  const pos = positions(ctx, interpolating, defaultPlacement);
-  const placement = ctx.options.after ? 'after' : (ctx.options.placement ?? defaultPlacement);
+  const placement = ctx.options.placement ?? defaultPlacement;
+  const pos = positions(ctx, interpolating, placement);
   const sequence: OutputLayer[] = interleave(layout.layers, pos).map((e) =>
     e.kind === 'original'
       ? originalLayer(layout, e.source)
@@ -47,7 +46,7 @@ export function perGapPlan(
           origin: { kind: 'new', source: e.after, between: interpolating ? [e.after, e.after + 1] : undefined, how: how(e.after) },
           recipe: (lt: LayerTensor) => newLayer(e.after, lt),
         });
-  return assemblePlan(method, { targetLayers: ctx.options.targetLayers, placement, positions: pos, ...options }, layout, ctx.config, sequence);
+  return assemblePlan(method, { targetLayers: ctx.options.targetLayers, placement: ctx.options.after ? 'after' : placement, positions: pos, ...options }, layout, ctx.config, sequence);
 }
 
 /**

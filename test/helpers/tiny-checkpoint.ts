@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { rng as prng } from './safetensors-fixtures.js';
 
 export interface TTensor {
   name: string;
@@ -33,17 +34,8 @@ export const LAYER_SUFFIXES = [
   'mlp.down_proj.weight',
 ] as const;
 
-/** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (mulberry32), the checkpoint fixtures' own. */
+export { prng };
 
 export function f32Tensor(name: string, shape: number[], fill: (i: number) => number): TTensor {
   const n = shape.reduce((a, b) => a * b, 1);
