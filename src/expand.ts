@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { resolveLayout, type ModelLayout } from './arch/index.js';
 import { openCheckpoint } from './checkpoint/checkpoint.js';
@@ -7,6 +7,7 @@ import { fingerprintCheckpoint, hashCheckpoint } from './checkpoint/verify.js';
 import type { ManifestInput } from './checkpoint/manifest.js';
 import { DTYPE_SIZES, type Checkpoint, type DType } from './checkpoint/types.js';
 import { CheckpointWriter } from './checkpoint/writer.js';
+import { tempSibling } from './checkpoint/leftovers.js';
 import { CheckpointError, ioError } from './checkpoint/errors.js';
 import { duringNativeWork, registerAbortable, unregisterAbortable, type Abortable } from './checkpoint/cleanup.js';
 import { produce } from './execute/produce.js';
@@ -114,7 +115,9 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     writer = await CheckpointWriter.create(output, {
       inputDir: ckpt.dir, force: req.force ?? false, maxShardBytes: req.maxShardBytes, specs: plan.tensors,
     });
-    scratch = await mkdtemp(join(dirname(output), `.${basename(output)}.lesa-scratch-`));
+    for (const name of writer.removedLeftovers) reporter.info(`removed ${name}, left next to the output by a killed run`);
+    scratch = tempSibling(output, 'scratch');
+    await mkdir(scratch);
     let alignment: Record<string, number> | undefined;
     if (plan.options.align) {
       const aligned = await duringNativeWork(() => alignForReading(input, ctx.layout, reporter));

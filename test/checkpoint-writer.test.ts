@@ -7,6 +7,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import type { FileHandle } from 'node:fs/promises';
 import { planShards, CheckpointWriter, indexJson, type OpenFile } from '../src/checkpoint/writer.js';
+import { tempSibling } from '../src/checkpoint/leftovers.js';
 import { parseSafetensorsBytes } from '../src/checkpoint/safetensors.js';
 import { openCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { verifyOutput } from '../src/checkpoint/verify.js';
@@ -107,7 +108,7 @@ test('writer: temp dir then rename, misuse is an internal error, aux copy', asyn
   const out = path.join(root, 'deep', 'out');
   const w = await CheckpointWriter.create(out, { specs: [spec('a', 4), spec('b', 2)] });
   assert.ok(fs.existsSync(w.tmpDir));
-  assert.match(path.basename(w.tmpDir), /^\.out\.lesa-tmp-\d+-[0-9a-f]{8}$/);
+  assert.match(path.basename(w.tmpDir), /^\.out\.lesa-tmp-.+-\d+-[0-9a-f]{8}$/);
   assert.ok(!fs.existsSync(out));
   await assert.rejects(w.writeTensor('b', bytes(2)), InternalError);
   await assert.rejects(w.writeTensor('a', bytes(3)), InternalError);
@@ -313,3 +314,28 @@ test('cleanup: SIGINT exits 130 and SIGTERM 143, removing the temp dir', async (
 });
 
 void byteLen;
+
+test('writer: removes the temporary siblings of killed runs on this host, nothing else', async () => {
+  const root = await tmpDir();
+  const out = path.join(root, 'out');
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!; // exited: its pid names no live process
+  const host = path.basename(tempSibling(out, 'tmp')).slice('.out.lesa-tmp-'.length).replace(/-\d+-[0-9a-f]{8}$/, '');
+  const names = {
+    deadTmp: `.out.lesa-tmp-${host}-${dead}-0badc0de`,
+    deadScratch: `.out.lesa-scratch-${host}-${dead}-12345678`,
+    liveTmp: `.out.lesa-tmp-${host}-${process.pid}-abcdef01`,
+    otherHost: `.out.lesa-tmp-${host}x-${dead}-abcdef01`,
+    otherOutput: `.out2.lesa-tmp-${host}-${dead}-abcdef01`,
+    oldForm: `.out.lesa-tmp-${dead}-abcdef01`,
+  };
+  for (const n of Object.values(names)) {
+    await fsp.mkdir(path.join(root, n));
+    await fsp.writeFile(path.join(root, n, 'x'), 'partial');
+  }
+  const w = await CheckpointWriter.create(out, { specs: [spec('a', 4)] });
+  assert.deepEqual(w.removedLeftovers.sort(), [names.deadScratch, names.deadTmp].sort());
+  const left = (await fsp.readdir(root)).sort();
+  assert.deepEqual(left, [names.liveTmp, names.otherHost, names.otherOutput, names.oldForm, path.basename(w.tmpDir)].sort());
+  await w.abort();
+  await fsp.rm(root, { recursive: true });
+});

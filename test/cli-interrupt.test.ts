@@ -53,7 +53,7 @@ async function interrupted(out: string, signal: NodeJS.Signals, when: RegExp, ex
   return { r, sentAfter, exitMs: performance.now() - sentAt };
 }
 
-function events(stderr: string): { event: string; name?: string; phase?: string }[] {
+function events(stderr: string): { event: string; name?: string; phase?: string; message?: string }[] {
   return stderr.split('\n').filter((l) => l.startsWith('{"event"')).map((l) => JSON.parse(l) as { event: string });
 }
 
@@ -96,7 +96,7 @@ test('SIGINT during LESA training: ends within seconds by SIGINT (shell status 1
   console.log(`interrupt: lesa interrupted in "train": ended ${(exitMs / 1000).toFixed(2)} s after SIGINT (code ${r.code}, signal ${r.signal})`);
 });
 
-test('SIGKILL while writing: no OUT; the temp sibling left is hidden, incomplete, and does not block a later run', { timeout: 2 * RUN_MS }, async () => {
+test('SIGKILL while writing: no OUT; the temp sibling left is hidden, incomplete, and the next run to OUT removes it', { timeout: 2 * RUN_MS }, async () => {
   const out = path.join(root, 'out-kill');
   const { r } = await interrupted(out, 'SIGKILL', FIRST_WRITE_PROGRESS, ['--method', 'average', '--target-layers', '12']);
   assert.equal(r.signal, 'SIGKILL');
@@ -112,13 +112,15 @@ test('SIGKILL while writing: no OUT; the temp sibling left is hidden, incomplete
     const r2 = await runLesa(['verify', path.join(root, name)], { timeoutMs: 60_000 });
     assert.equal(r2.code, 2, `lesa verify must refuse the leftover ${name}: ${r2.stderr}`);
   }
-  // A later run to the same OUT succeeds and verifies; it does not remove the dead run's siblings.
-  const r3 = await runLesa(['expand', input, '-o', out, '--quiet', '--method', 'average', '--target-layers', '12'], { timeoutMs: RUN_MS });
+  // A later run to the same OUT succeeds and verifies, and removes the dead run's siblings, saying so.
+  const r3 = await runLesa(['expand', input, '-o', out, '--json', '--method', 'average', '--target-layers', '12'], { timeoutMs: RUN_MS });
   assert.equal(r3.code, 0, r3.stderr);
+  const said = events(r3.stderr).filter((e) => e.event === 'info').map((e) => String(e.message));
+  for (const name of left) assert.ok(said.some((m) => m.includes(name) && m.includes('killed run')), `no notice for ${name}: ${said.join(' | ')}`);
   const r4 = await runLesa(['verify', out], { timeoutMs: RUN_MS });
   assert.equal(r4.code, 0, r4.stderr + r4.stdout);
   const still = await siblingsOf(root, 'out-kill');
-  assert.deepEqual(still.sort(), left.sort(), 'a later run leaves the killed run\'s siblings alone (remove them by hand)');
+  assert.deepEqual(still, [], 'a later run to the same OUT removes the killed run\'s siblings');
   assert.equal(await treeDigest(input), inputDigest, 'input unchanged');
   await fsp.rm(out, { recursive: true, force: true });
   for (const n of still) await fsp.rm(path.join(root, n), { recursive: true, force: true });

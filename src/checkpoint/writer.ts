@@ -15,6 +15,7 @@ import { checkRelativeName, isInsideOrEqual } from './paths.js';
 import { INDEX_NAME, MANIFEST_NAME, SINGLE_NAME } from './checkpoint.js';
 import { registerAbortable, unregisterAbortable, type Abortable } from './cleanup.js';
 import { MANIFEST_FORMAT } from './manifest.js';
+import { removeDeadSiblings, tempSibling } from './leftovers.js';
 
 export const DEFAULT_MAX_SHARD_BYTES = 5e9;
 
@@ -255,7 +256,8 @@ export class CheckpointWriter implements Abortable {
       }
     }
     const parent = path.dirname(outReal);
-    const tmpDir = path.join(parent, `.${base}.lesa-tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const leftovers = await removeDeadSiblings(outReal);
+    const tmpDir = tempSibling(outReal, 'tmp');
     try {
       await fsp.mkdir(parent, { recursive: true });
       await fsp.mkdir(tmpDir);
@@ -263,9 +265,13 @@ export class CheckpointWriter implements Abortable {
       throw ioError(e, `${tmpDir}: creating the temporary output directory`, tmpDir);
     }
     const w = new CheckpointWriter(outReal, tmpDir, plan, opts.force ?? false, opts.openFile ?? ((f, fl) => fsp.open(f, fl)));
+    w.removedLeftovers = leftovers;
     registerAbortable(w);
     return w;
   }
+
+  /** Temporary siblings of killed earlier runs that create() removed. */
+  removedLeftovers: string[] = [];
 
   /** Tensors written so far (for progress). */
   get tensorsWritten(): number {

@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Checkpoint } from '../../checkpoint/types.js';
 import { layerTensorName, type ModelLayout } from '../../arch/index.js';
@@ -66,6 +66,26 @@ export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: str
     return block;
   });
   return { type, rows, cols, rank, layers: L, U, S, V };
+}
+
+/**
+ * Peak bytes one weight type holds from Gram to prediction, for scheduling types side by side:
+ * G (then U, in place) in f64, plus the larger of dsyevd's 2n^2 + 6n + 1 f64 workspace and what
+ * follows the eigendecomposition (coefficient blocks when kept in memory, the f32 basis, a few
+ * layer-sized buffers). An upper bound: the phases do not overlap.
+ */
+export function workingSetBytes(rows: number, cols: number, layers: number, maxMemory: number): number {
+  const rank = Math.min(rows, layers * cols);
+  const vBytes = layers * rank * cols * 4;
+  const vInMemory = vBytes <= maxMemory ? vBytes : 0;
+  const eig = 8 * (2 * rows * rows + 6 * rows + 1);
+  const after = vInMemory + 4 * rows * rank + 3 * 4 * rank * cols + 3 * 4 * rows * cols + (rank < rows ? 8 * rows * rank : 0);
+  return 8 * rows * rows + Math.max(eig, after);
+}
+
+/** Deletes the scratch file of spilled coefficient blocks (a type's blocks are not needed after its predictions). */
+export async function release(d: Decomposition): Promise<void> {
+  if (d.V.kind === 'file') await rm(d.V.path, { force: true });
 }
 
 function firstColumns(m: Float64Array, rows: number, k: number): Float64Array {

@@ -3,11 +3,12 @@ import { join } from 'node:path';
 import { fromF32, getThreads, setThreads } from '../../native/index.js';
 import type { FloatDType } from '../../checkpoint/types.js';
 import type { Method, Prepared } from '../method.js';
-import { basis, decompose } from './decompose.js';
+import { basis, decompose, release, workingSetBytes } from './decompose.js';
+import { runScheduled } from './schedule.js';
 import { lesaPlan, predictedGaps } from './plan.js';
 import { interiorLayers, predictWeight, train, typeSeed } from './predictor.js';
 
-/** Weight types processed at once (each decomposes, trains and predicts on one BLAS thread). */
+/** Weight types processed at once (each on one BLAS thread) when their working sets fit in --max-memory together. */
 export const MAX_CONCURRENT_TYPES = 2;
 
 /**
@@ -16,10 +17,12 @@ export const MAX_CONCURRENT_TYPES = 2;
  * executor writes them in output order.
  *
  * With two or more BLAS threads (--threads, default the cores), two types run at once, each
- * on one BLAS thread: batch-64 training GEMMs are too small to share threads, so a second
- * type uses the second core far better. OpenBLAS's thread count is global, so it stays 1
- * for the whole phase. Every type has its own seed (typeSeed) and its own parameters, so the
- * output bytes equal a sequential run on one thread. Memory: at most two decompositions.
+ * on one BLAS thread, whenever their working sets (workingSetBytes) fit in --max-memory
+ * together: batch-64 training GEMMs are too small to share threads, so a second type uses the
+ * second core far better. A type too large to share the budget with any other (gate/up of an
+ * 8B model) runs alone on every thread. OpenBLAS's thread count is global; the scheduler never
+ * runs a one-thread and an all-thread type together. Every type has its own seed (typeSeed),
+ * so the bytes do not depend on the order or the overlap.
  */
 export const lesa: Method = {
   name: 'lesa',
@@ -59,31 +62,23 @@ export const lesa: Method = {
         where.set(`${type}@${j}`, { offset: at, length: bytes.byteLength });
         step('predict')(g + 1, gaps.length);
       }
+      await release(d);
     };
     const blasThreads = getThreads();
-    const workers = Math.min(MAX_CONCURRENT_TYPES, types.length, blasThreads);
-    if (workers > 1) setThreads(1);
-    let next = 0, failed = false;
-    const worker = async () => {
-      while (!failed && next < types.length) {
-        const t = next++;
-        try {
-          await one(t, types[t]);
-        } catch (e) {
-          failed = true;
-          throw e;
-        }
-      }
-    };
+    const jobs = types.map((type) => {
+      const [rows, cols] = layout.typeInfo.get(type)!.shape;
+      return { name: type, bytes: workingSetBytes(rows, cols, layout.layers, o.maxMemory) };
+    });
     try {
-      const settled = await Promise.allSettled(Array.from({ length: workers }, worker));
-      const bad = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (bad) throw bad.reason;
+      await runScheduled(jobs, o.maxMemory, Math.min(MAX_CONCURRENT_TYPES, blasThreads), blasThreads, async (t, threads) => {
+        setThreads(threads);
+        await one(t, types[t]);
+      });
     } catch (e) {
       await fh.close();
       throw e;
     } finally {
-      if (workers > 1) setThreads(blasThreads);
+      setThreads(blasThreads);
     }
     const recipes = new Map(plan.tensors.flatMap((t) => (t.recipe.kind === 'predicted' ? [[t.name, `${t.recipe.type}@${t.recipe.left}`] as const] : [])));
     return {

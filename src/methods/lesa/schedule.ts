@@ -1,0 +1,45 @@
+/** One weight type to process and the peak bytes it will hold. */
+export interface Job {
+  name: string;
+  bytes: number;
+}
+
+/** A job runs alone, with every BLAS thread, when it cannot share the budget even with the smallest other job. */
+export function runsAlone(jobs: Job[], i: number, budget: number, slots: number): boolean {
+  if (slots < 2) return true;
+  let smallest = Infinity;
+  for (const [k, j] of jobs.entries()) if (k !== i) smallest = Math.min(smallest, j.bytes);
+  return jobs[i].bytes + smallest > budget;
+}
+
+/**
+ * Runs jobs in order: up to `slots` at once on one BLAS thread each while their bytes fit in
+ * `budget` together, and jobs that cannot share (runsAlone) by themselves on `threads`. Which
+ * thread count a job gets depends on the sizes only, never on timing, so output bytes do not
+ * either. The first failure stops new starts; running jobs finish before it is rethrown.
+ */
+export async function runScheduled(jobs: Job[], budget: number, slots: number, threads: number, run: (i: number, threads: number) => Promise<void>): Promise<void> {
+  const running = new Map<number, Promise<void>>();
+  let used = 0;
+  let failure: { error: unknown } | undefined;
+  const start = (i: number, t: number): Promise<void> => {
+    used += jobs[i].bytes;
+    const p = run(i, t)
+      .catch((error: unknown) => { failure ??= { error }; })
+      .finally(() => { used -= jobs[i].bytes; running.delete(i); });
+    running.set(i, p);
+    return p;
+  };
+  const oneFinished = () => Promise.race(running.values());
+  for (let i = 0; i < jobs.length && !failure; i++) {
+    if (runsAlone(jobs, i, budget, slots)) {
+      while (running.size > 0) await oneFinished();
+      if (!failure) await start(i, threads);
+      continue;
+    }
+    while (!failure && running.size > 0 && (running.size >= slots || used + jobs[i].bytes > budget)) await oneFinished();
+    if (!failure) start(i, 1);
+  }
+  await Promise.all(running.values());
+  if (failure) throw failure.error;
+}

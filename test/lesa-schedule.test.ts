@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runScheduled, runsAlone, type Job } from '../src/methods/lesa/schedule.js';
+
+const tick = () => new Promise((r) => setTimeout(r, 1));
+
+/** Runs the scheduler with jobs that take a few ticks each and records what overlapped. */
+async function trace(jobs: Job[], budget: number, slots: number, failAt = -1) {
+  const running = new Set<number>();
+  const events: { job: number; threads: number; others: number[] }[] = [];
+  let peakBytes = 0;
+  const error = await runScheduled(jobs, budget, slots, 8, async (i, threads) => {
+    events.push({ job: i, threads, others: [...running] });
+    running.add(i);
+    peakBytes = Math.max(peakBytes, [...running].reduce((s, k) => s + jobs[k].bytes, 0));
+    for (let k = 0; k < 3 + (i % 3); k++) await tick();
+    running.delete(i);
+    if (i === failAt) throw new Error(`job ${i} failed`);
+  }).then(() => undefined, (e: Error) => e);
+  return { events, peakBytes, error };
+}
+
+const jobs = (...bytes: number[]): Job[] => bytes.map((b, i) => ({ name: `t${i}`, bytes: b }));
+
+test('jobs that fit together run two at a time on one thread each, never above the budget', async () => {
+  const js = jobs(3, 1, 1, 3, 2, 1, 2);
+  const { events, peakBytes } = await trace(js, 4, 2);
+  assert.deepEqual(events.map((e) => e.job), [0, 1, 2, 3, 4, 5, 6], 'started in order');
+  assert.ok(events.every((e) => e.threads === 1));
+  assert.ok(events.some((e) => e.others.length === 1), 'some overlap happened');
+  assert.ok(peakBytes <= 4, `peak ${peakBytes}`);
+});
+
+test('a job too large to share the budget runs alone on every thread', async () => {
+  const js = jobs(1, 5, 1, 1);
+  assert.equal(runsAlone(js, 1, 5, 2), true);
+  assert.equal(runsAlone(js, 0, 5, 2), false);
+  const { events } = await trace(js, 5, 2);
+  const big = events.find((e) => e.job === 1)!;
+  assert.equal(big.threads, 8);
+  assert.deepEqual(big.others, []);
+  assert.deepEqual(events.find((e) => e.job === 2)!.others, [], 'nothing starts beside the lone job');
+});
+
+test('one slot runs everything alone, in order, on every thread', async () => {
+  const { events } = await trace(jobs(1, 1, 1), 100, 1);
+  assert.deepEqual(events.map((e) => [e.job, e.threads, e.others.length]), [[0, 8, 0], [1, 8, 0], [2, 8, 0]]);
+});
+
+test('a failure stops new starts, lets the running job finish, and is rethrown', async () => {
+  const { events, error } = await trace(jobs(1, 1, 1, 1, 1), 10, 2, 1);
+  assert.match(String(error), /job 1 failed/);
+  assert.ok(events.length < 5, `started ${events.length}`);
+});
