@@ -140,7 +140,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     const finished = prepared;
     prepared = undefined;
     await finished?.dispose();
-    await writer.writeJson('config.json', plan.config);
+    await writer.writeJson('config.json', plan.config, input.configFloats);
     for (const f of ckpt.auxFiles) await writer.copyFile(join(ckpt.dir, f), f);
     const source: ManifestInput['source'] = { dir: ckpt.dir, fingerprint: await fingerprintCheckpoint(ckpt) };
     if (req.hashSource) {

@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { parseSafetensorsBytes, readSafetensorsFile, checkedNumel, MAX_HEADER_BYTES } from '../src/checkpoint/safetensors.js';
 import { CheckpointError, CHECKPOINT_ERROR_KINDS, type CheckpointErrorKind } from '../src/checkpoint/errors.js';
-import { parseStrictJson, JsonSyntaxError } from '../src/checkpoint/json.js';
+import { parseStrictJson, JsonSyntaxError, stringifyJson } from '../src/checkpoint/json.js';
 import { planShards } from '../src/checkpoint/writer.js';
 import { CheckpointWriter } from '../src/checkpoint/writer.js';
 import { openCheckpoint } from '../src/checkpoint/checkpoint.js';
@@ -192,4 +192,23 @@ save_file(load_file(sys.argv[1]), sys.argv[2], metadata={'format': 'pt'})
   assert.ok(pyBytes.length > 0);
   assert.deepEqual(await fsp.readFile(path.join(out, 'model.safetensors')), await fsp.readFile(pyAgain));
   await fsp.rm(d, { recursive: true });
+});
+
+test('stringifyJson: JSON.stringify(v, null, 2) byte for byte, except integral floats it was told about keep .0', () => {
+  const plain = { a: 1, 'b.c': [1, 'x', null, true, { d: [] }, {}], e: { f: -0.5, g: 1e21, h: undefined, i: [undefined] }, 'ü"': '\u2028' };
+  assert.equal(stringifyJson(plain), JSON.stringify(plain, null, 2));
+  const text = '{"a": 30.0, "b": 1e5, "c": [1.0, 2, 3.5], "d": {"e": 10000.0, "f": 7}, "g": 1e-6, "h": 2, "i": 1.0e21}';
+  const floats = new Set<string>();
+  const parsed = parseStrictJson(text, { floatPaths: floats });
+  const plainParsed = JSON.parse(JSON.stringify(Object.fromEntries([...(parsed as Map<string, unknown>)].map(([k, v]) => [k, v instanceof Map ? Object.fromEntries(v) : v]))));
+  const out = stringifyJson(plainParsed, floats);
+  assert.deepEqual(JSON.parse(out), JSON.parse(text), 'same values');
+  // Python's json reads these back as floats; 7, 2 and 1e21 (written in exponent form) need nothing.
+  for (const want of ['"a": 30.0', '"b": 100000.0', '  1.0,\n', '  2.0,\n', '"e": 10000.0', '"f": 7', '"g": 0.000001', '"h": 2', '"i": 1e+21']) {
+    assert.ok(out.includes(want), `${want} in ${out}`);
+  }
+  if (hasPython()) {
+    const types = runPython('import json,sys; d=json.loads(sys.argv[1]); print(json.dumps([type(x).__name__ for x in (d["a"], d["b"], *d["c"], d["d"]["e"], d["d"]["f"], d["g"], d["h"], d["i"])]))', [out]);
+    assert.deepEqual(JSON.parse(types), ['float', 'float', 'float', 'float', 'float', 'float', 'int', 'float', 'int', 'float']);
+  }
 });

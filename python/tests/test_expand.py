@@ -3,16 +3,17 @@ by reading the written tensors back (independent of the TypeScript that wrote th
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors import safe_open
 
-from lesa_py import hfcheck
+from lesa_py import fixtures, hfcheck
 from _cli import layers_of, lesa, manifest, tree_hash
 
-ARCHS = ["llama", "qwen2", "qwen3", "mistral", "gemma3"]
+ARCHS = [t.removeprefix("tiny-") for t in fixtures.TINY]
 METHODS = ["copy", "llama-pro", "average", "random", "solar", "stack", "lesa", "ot-fuse"]
 
 
@@ -65,6 +66,31 @@ def test_every_method_loads_in_transformers(fx, tmp_path, untouched, arch, metho
         src_types = json.loads((src / "config.json").read_text())["layer_types"]
         assert cfg["layer_types"] == [src_types[l["source"]] for l in m["layers"]]
     assert lesa("verify", out).returncode == 0
+
+
+
+GROWN = {"num_hidden_layers", "layer_types", "max_window_layers"}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_config_keeps_every_value_and_its_json_type(fx, tmp_path, arch):
+    """config.json is rewritten: every value but the grown ones must come back equal and of the
+    same Python type (a float written as 30.0 must not come back as the int 30)."""
+    src = fx(f"tiny-{arch}-f32")
+    out = tmp_path / "out"
+    lesa("expand", src, "-o", out, "--method", "copy", "--target-layers", layers_of(src) + 1, "--quiet")
+    a, b = (json.loads((d / "config.json").read_text()) for d in (src, out))
+    assert a.keys() == b.keys()
+
+    def same(x, y, where):
+        assert type(x) is type(y) and x == y, f"{where}: {x!r} became {y!r}"
+        if isinstance(x, dict):
+            for k in x:
+                same(x[k], y[k], f"{where}.{k}")
+
+    for k in a.keys() - GROWN:
+        same(a[k], b[k], k)
+    assert re.search(r'":\s*-?\d+\.0\b', (src / "config.json").read_text()), "fixture has no integral float to keep"
 
 
 def expected_layer(src_t: dict, prefix: str, layer: dict, how: str, method: str, name_suffix: str) -> torch.Tensor:

@@ -44,8 +44,10 @@ def test_tiny_fixture_files(fx, name):
         assert "model.layers.0.self_attn.q_proj.bias" in ts and "lm_head.weight" not in ts
     if "qwen3" in name:
         assert "model.layers.0.self_attn.q_norm.weight" in ts and cfg["use_sliding_window"]
-    if "qwen3" in name or "gemma3" in name:
+    if "qwen3" in name or "gemma" in name:
         assert set(cfg["layer_types"]) == {"sliding_attention", "full_attention"}
+    if "olmo2" in name:
+        assert "model.layers.0.self_attn.q_norm.weight" in ts and "model.layers.0.input_layernorm.weight" not in ts
     if "gemma3" in name:
         assert cfg["model_type"] == "gemma3_text" and cfg["architectures"] == ["Gemma3ForCausalLM"]
 

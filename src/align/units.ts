@@ -44,7 +44,7 @@ export function unitGeometry(layout: ModelLayout, config: ModelConfig): UnitGeom
   const expect = (lts: LayerTensor[], axis: 0 | 1, n: number, what: string) => {
     for (const lt of lts) {
       const s = shape(lt);
-      const size = lt.role === 'bias' ? s[0] : s[axis];
+      const size = s.length === 1 ? s[0] : s[axis];
       if (size !== n) throw new UserError(`cannot align: ${lt.type} has ${size} ${axis === 0 ? 'rows' : 'columns'} where ${n} (${what}) were expected`);
     }
   };

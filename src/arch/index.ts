@@ -1,8 +1,10 @@
 import { UserError } from '../errors.js';
 import type { DType, ModelConfig } from '../checkpoint/types.js';
+import { gemma2 } from './families/gemma2.js';
 import { gemma3 } from './families/gemma3.js';
 import { llama } from './families/llama.js';
 import { mistral } from './families/mistral.js';
+import { olmo2 } from './families/olmo2.js';
 import { qwen2 } from './families/qwen2.js';
 import { qwen3 } from './families/qwen3.js';
 import { type ArchTable, type LayerTensor, validateTable } from './schema.js';
@@ -10,7 +12,7 @@ import { type ArchTable, type LayerTensor, validateTable } from './schema.js';
 export type { ArchTable, LayerTensor } from './schema.js';
 export { linearTypes } from './schema.js';
 
-export const families: readonly ArchTable[] = [llama, mistral, qwen2, qwen3, gemma3].map(validateTable);
+export const families: readonly ArchTable[] = [llama, mistral, qwen2, qwen3, gemma2, gemma3, olmo2].map(validateTable);
 
 const byModelType = new Map<string, ArchTable>();
 for (const t of families) for (const m of t.modelTypes) {

@@ -24,7 +24,8 @@ export interface GlobalTensor {
  * Hidden units a layer's function is invariant to permuting (for neuron alignment): MLP
  * units (rows of the `rows` types, columns of the `cols` types) and attention heads (blocks
  * of head_dim rows of `q` types per query head and of `kv` types per key/value head, blocks
- * of columns of `o` types per query head; grouped-query structure kept).
+ * of columns of `o` types per query head; grouped-query structure kept). Biases and norms
+ * as wide as the projection are permuted with it.
  */
 export interface UnitSymmetries {
   mlp: { rows: string[]; cols: string[] };
@@ -139,7 +140,8 @@ function checkUnits(fam: string, t: ArchTable): void {
   checkKeys(fam, 'units.heads', u.heads ?? fail(fam, 'units.heads missing'), new Set(['q', 'kv', 'o']));
   const where: [string, unknown, Set<TensorRole>][] = [
     ['units.mlp.rows', u.mlp.rows, new Set(['linear', 'bias'])], ['units.mlp.cols', u.mlp.cols, new Set(['linear'])],
-    ['units.heads.q', u.heads.q, new Set(['linear', 'bias'])], ['units.heads.kv', u.heads.kv, new Set(['linear', 'bias'])],
+    // A norm may follow the heads only when it spans the whole projection (OLMo 2's q/k norms).
+    ['units.heads.q', u.heads.q, new Set(['linear', 'bias', 'norm'])], ['units.heads.kv', u.heads.kv, new Set(['linear', 'bias', 'norm'])],
     ['units.heads.o', u.heads.o, new Set(['linear'])],
   ];
   const seen = new Set<string>();

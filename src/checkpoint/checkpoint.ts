@@ -39,7 +39,7 @@ interface WeightFile {
   header: SafetensorsHeader;
 }
 
-async function readJsonFile(abs: string, kind: 'InvalidConfig' | 'InvalidIndex', label: string): Promise<Json> {
+async function readJsonFile(abs: string, kind: 'InvalidConfig' | 'InvalidIndex', label: string, floatPaths?: Set<string>): Promise<Json> {
   let st: Stats;
   try {
     st = await fsp.stat(abs);
@@ -57,7 +57,7 @@ async function readJsonFile(abs: string, kind: 'InvalidConfig' | 'InvalidIndex',
     throw ioError(e, abs, abs);
   }
   try {
-    return parseStrictJson(text.replace(/^\uFEFF/, ''), { maxDepth: 256 });
+    return parseStrictJson(text.replace(/^\uFEFF/, ''), { maxDepth: 256, floatPaths });
   } catch (e) {
     if (e instanceof JsonSyntaxError) throw new CheckpointError(kind, `${abs}: ${label} is not valid JSON (${e.message}); fix or re-download it`, { file: abs });
     throw e;
@@ -112,7 +112,8 @@ export async function openCheckpoint(dir: string): Promise<OpenedCheckpoint> {
     throw new CheckpointError('MissingConfig', `${realDir}: no ${CONFIG_NAME}; lesa needs the model config (copy it from the model's repository)`, { file: path.join(realDir, CONFIG_NAME) });
   }
   const configAbs = await resolveInside(realDir, CONFIG_NAME, realDir);
-  const configJson = await readJsonFile(configAbs, 'InvalidConfig', CONFIG_NAME);
+  const configFloats = new Set<string>();
+  const configJson = await readJsonFile(configAbs, 'InvalidConfig', CONFIG_NAME, configFloats);
   if (!(configJson instanceof Map)) {
     throw new CheckpointError('InvalidConfig', `${configAbs}: ${CONFIG_NAME} is not a JSON object; fix or re-download it`, { file: configAbs });
   }
@@ -215,7 +216,7 @@ export async function openCheckpoint(dir: string): Promise<OpenedCheckpoint> {
     auxFiles.push(name);
   }
 
-  return new CheckpointImpl(realDir, config, tensors, auxFiles, weightBytes, files);
+  return new CheckpointImpl(realDir, config, tensors, auxFiles, weightBytes, files, configFloats);
 }
 
 class CheckpointImpl implements OpenedCheckpoint {
@@ -231,6 +232,7 @@ class CheckpointImpl implements OpenedCheckpoint {
     readonly auxFiles: string[],
     readonly weightBytes: number,
     files: WeightFile[],
+    readonly configFloats: ReadonlySet<string>,
   ) {
     this.weightFiles = files.map((f) => f.rel);
     for (const f of files) this.stats.set(f.abs, f.stat);

@@ -19,6 +19,13 @@ export interface StrictJsonOptions {
   maxDepth?: number;
   /** Reject numbers with a fraction or exponent (safetensors headers hold only integers). */
   integersOnly?: boolean;
+  /** Receives the path (jsonPath) of every number written with a fraction or exponent. */
+  floatPaths?: Set<string>;
+}
+
+/** Key of a value's place in a document: object keys, `*` for any array element. */
+export function jsonPath(keys: readonly string[]): string {
+  return JSON.stringify(keys);
 }
 
 const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
@@ -81,19 +88,21 @@ export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): Jso
     }
   };
 
-  const parseNumber = (): number => {
+  const floatPaths = opts.floatPaths;
+  const parseNumber = (path: readonly string[]): number => {
     const m = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
     m.lastIndex = i;
     const r = m.exec(text);
     if (!r) return fail('bad number');
     if (integersOnly && (r[1] !== undefined || r[2] !== undefined)) fail('non-integer number');
+    if (floatPaths && (r[1] !== undefined || r[2] !== undefined)) floatPaths.add(jsonPath(path));
     i += r[0].length;
     const v = Number(r[0]);
     if (!Number.isFinite(v)) fail('number out of range');
     return v;
   };
 
-  const parseValue = (depth: number): Json => {
+  const parseValue = (depth: number, path: readonly string[]): Json => {
     skipWs();
     if (i >= n) fail('unexpected end');
     const c = text[i];
@@ -111,7 +120,7 @@ export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): Jso
         skipWs();
         if (text[i] !== ':') fail('expected ":"');
         i++;
-        obj.set(key, parseValue(depth + 1));
+        obj.set(key, parseValue(depth + 1, floatPaths ? [...path, key] : path));
         skipWs();
         if (text[i] === ',') { i++; continue; }
         if (text[i] === '}') { i++; return obj; }
@@ -125,7 +134,7 @@ export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): Jso
       skipWs();
       if (text[i] === ']') { i++; return arr; }
       for (;;) {
-        arr.push(parseValue(depth + 1));
+        arr.push(parseValue(depth + 1, floatPaths ? [...path, '*'] : path));
         skipWs();
         if (text[i] === ',') { i++; continue; }
         if (text[i] === ']') { i++; return arr; }
@@ -136,11 +145,11 @@ export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): Jso
     if (text.startsWith('true', i)) { i += 4; return true; }
     if (text.startsWith('false', i)) { i += 5; return false; }
     if (text.startsWith('null', i)) { i += 4; return null; }
-    if (c === '-' || (c >= '0' && c <= '9')) return parseNumber();
+    if (c === '-' || (c >= '0' && c <= '9')) return parseNumber(path);
     return fail('unexpected character');
   };
 
-  const v = parseValue(0);
+  const v = parseValue(0, []);
   skipWs();
   if (i !== n) fail('trailing characters');
   return v;
@@ -148,4 +157,32 @@ export function parseStrictJson(text: string, opts: StrictJsonOptions = {}): Jso
 
 export function isJsonObject(v: Json): v is Map<string, Json> {
   return v instanceof Map;
+}
+
+/**
+ * JSON.stringify(value, null, 2), except that an integral number at a path in `floatPaths`
+ * keeps a fraction (30 -> 30.0): Python reads `30` as int, and transformers' typed configs
+ * reject an int where the model's config.json had a float (Gemma's softcapping).
+ */
+export function stringifyJson(value: unknown, floatPaths: ReadonlySet<string> = new Set()): string {
+  const out = (v: unknown, path: string[], indent: string): string | undefined => {
+    if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') v = (v as { toJSON(): unknown }).toJSON();
+    if (typeof v === 'number') {
+      const text = JSON.stringify(v);
+      return Number.isInteger(v) && /^-?\d+$/.test(text) && floatPaths.has(jsonPath(path)) ? `${text}.0` : text;
+    }
+    if (v === null || typeof v !== 'object') return JSON.stringify(v);
+    const inner = indent + '  ';
+    if (Array.isArray(v)) {
+      if (v.length === 0) return '[]';
+      return `[\n${v.map((x) => inner + (out(x, [...path, '*'], inner) ?? 'null')).join(',\n')}\n${indent}]`;
+    }
+    const parts: string[] = [];
+    for (const [k, x] of Object.entries(v)) {
+      const t = out(x, [...path, k], inner);
+      if (t !== undefined) parts.push(`${inner}${JSON.stringify(k)}: ${t}`);
+    }
+    return parts.length === 0 ? '{}' : `{\n${parts.join(',\n')}\n${indent}}`;
+  };
+  return out(value, [], '') ?? 'null';
 }

@@ -34,6 +34,8 @@ export interface Checkpoint {
   /** Absolute, real path of the checkpoint directory. */
   dir: string;
   config: ModelConfig;
+  /** Paths (jsonPath) of config.json numbers written as floats, kept floats when it is rewritten. */
+  configFloats?: ReadonlySet<string>;
   /** Every tensor, in the order of the source files (index order, then header order). */
   tensors: Map<string, TensorRef>;
   /** Non-weight files to carry over unchanged (tokenizer, generation config, chat template...), relative names. */

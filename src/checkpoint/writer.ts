@@ -16,6 +16,7 @@ import { INDEX_NAME, MANIFEST_NAME, SINGLE_NAME } from './checkpoint.js';
 import { registerAbortable, unregisterAbortable, type Abortable } from './cleanup.js';
 import { MANIFEST_FORMAT } from './manifest.js';
 import { removeDeadSiblings, tempSibling } from './leftovers.js';
+import { stringifyJson } from './json.js';
 
 export const DEFAULT_MAX_SHARD_BYTES = 5e9;
 
@@ -407,11 +408,11 @@ export class CheckpointWriter implements Abortable {
     this.hashes.set(relName, createHash('sha256').update(data).digest('hex'));
   }
 
-  /** Write `obj` as pretty JSON (2-space indent, final newline) to `relName`. */
-  async writeJson(relName: string, obj: unknown): Promise<void> {
+  /** Write `obj` as pretty JSON (2-space indent, final newline) to `relName`; integral numbers at `floatPaths` keep a `.0`. */
+  async writeJson(relName: string, obj: unknown, floatPaths?: ReadonlySet<string>): Promise<void> {
     return this.exclusive('writeJson', async () => {
       const file = this.reserve(relName);
-      await this.writeWhole(relName, file, Buffer.from(JSON.stringify(obj, null, 2) + '\n', 'utf8'));
+      await this.writeWhole(relName, file, Buffer.from(stringifyJson(obj, floatPaths) + '\n', 'utf8'));
     });
   }
 
