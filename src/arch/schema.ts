@@ -61,7 +61,8 @@ export interface ArchTable {
    * projections: a norm of an all-zero input has a ~1/sqrt(eps) gradient, which blows up.
    */
   residualScales: string[];
-  units: UnitSymmetries;
+  /** null when the units cannot be permuted tensor by tensor (fused projections): no neuron alignment. */
+  units: UnitSymmetries | null;
 }
 
 const TABLE_KEYS = new Set<keyof ArchTable>([
@@ -133,8 +134,9 @@ export function validateTable(t: ArchTable): ArchTable {
 }
 
 function checkUnits(fam: string, t: ArchTable): void {
+  if (t.units === null) return;
   const u = t.units as unknown as Record<string, Record<string, unknown>>;
-  if (!u || typeof u !== 'object') fail(fam, 'units must be an object');
+  if (!u || typeof u !== 'object') fail(fam, 'units must be an object or null');
   checkKeys(fam, 'units', u, new Set(['mlp', 'heads']));
   checkKeys(fam, 'units.mlp', u.mlp ?? fail(fam, 'units.mlp missing'), new Set(['rows', 'cols']));
   checkKeys(fam, 'units.heads', u.heads ?? fail(fam, 'units.heads missing'), new Set(['q', 'kv', 'o']));
