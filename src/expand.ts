@@ -16,6 +16,7 @@ import { alignable, methodByName } from './methods/registry.js';
 import { alignForReading } from './align/index.js';
 import { unitGeometry } from './align/units.js';
 import type { Plan } from './plan/recipe.js';
+import { estimateResources, type Resources } from './plan/resources.js';
 import type { Reporter } from './report/reporter.js';
 import { silentReporter } from './report/reporter.js';
 import { PhaseClock } from './report/phase-clock.js';
@@ -43,6 +44,8 @@ export interface ExpandResult {
   phases: Record<string, number>;
   /** With alignment: mean cosine of adjacent layers' unit features before and after permuting. */
   alignment?: Record<string, number>;
+  /** Estimated output size, peak memory and scratch disk, from the plan alone. */
+  resources: Resources;
 }
 
 export function resolveOptions(o: ExpandRequest['options']): ExpandOptions {
@@ -100,9 +103,10 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
   const options = resolveOptions(req.options);
   const { ckpt: input, plan, ctx } = await planExpansion(req.input, req.method, options);
   let ckpt = input;
+  const resources = estimateResources(input, plan, method.resources?.(plan, ctx));
   if (req.dryRun) {
     await ckpt.close();
-    return { plan, seconds: (performance.now() - t0) / 1000, phases: reporter.totals() };
+    return { plan, seconds: (performance.now() - t0) / 1000, phases: reporter.totals(), resources };
   }
   const output = resolve(req.output);
   let scratch: string | undefined;
@@ -149,7 +153,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     }
     reporter.phase('finalize');
     await writer.finalize({ ...manifestOf(plan, ctx, source), ...(alignment ? { alignment } : {}) });
-    return { plan, output, seconds: (performance.now() - t0) / 1000, phases: reporter.totals(), alignment };
+    return { plan, output, seconds: (performance.now() - t0) / 1000, phases: reporter.totals(), alignment, resources };
   } catch (e) {
     await writer?.abort();
     throw asUserError(e, output, plan);

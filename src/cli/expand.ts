@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { UserError } from '../errors.js';
 import { expand } from '../expand.js';
+import type { Resources } from '../plan/resources.js';
 import type { Plan } from '../plan/recipe.js';
 import { bytesArg, choiceArg, intArg, listArg, numArg } from './args.js';
 import type { Command, CommandIO } from './main.js';
@@ -73,8 +74,8 @@ export const expandCommand: Command = {
       maxShardBytes: bytesArg('max-shard-size', s('max-shard-size')),
       reporter: io.reporter,
     });
-    const summary = { method: result.plan.method, source_layers: result.plan.sourceLayers, target_layers: result.plan.targetLayers, layers: result.plan.layers, output: result.output, seconds: result.seconds, phases: result.phases, threads: threads ?? availableParallelism(), ...(result.alignment ? { alignment: result.alignment } : {}) };
-    if (v['dry-run']) io.print(describePlan(result.plan), { ...summary, options: result.plan.options, tensors: result.plan.tensors });
+    const summary = { method: result.plan.method, source_layers: result.plan.sourceLayers, target_layers: result.plan.targetLayers, layers: result.plan.layers, output: result.output, seconds: result.seconds, phases: result.phases, threads: threads ?? availableParallelism(), resources: result.resources, ...(result.alignment ? { alignment: result.alignment } : {}) };
+    if (v['dry-run']) io.print(`${describePlan(result.plan)}\n${describeResources(result.resources)}`, { ...summary, options: result.plan.options, tensors: result.plan.tensors });
     else io.print(`wrote ${result.output} (${result.plan.method}, ${result.plan.sourceLayers} → ${result.plan.targetLayers} layers) in ${result.seconds.toFixed(1)} s`, summary);
   },
 };
@@ -85,5 +86,12 @@ export function describePlan(plan: Plan): string {
   const counts = new Map<string, number>();
   for (const t of plan.tensors) counts.set(t.recipe.kind, (counts.get(t.recipe.kind) ?? 0) + 1);
   lines.push(`  recipes: ${[...counts].map(([k, n]) => `${n} ${k}`).join(', ')}`);
+  return lines.join('\n');
+}
+
+export function describeResources(r: Resources): string {
+  const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+  const lines = [`  estimated: output ${gb(r.outputBytes)}, peak memory ${gb(r.memoryBytes)} (+ the runtime), scratch disk ${gb(r.scratchBytes)}`];
+  for (const n of r.notes) lines.push(`    ${n}`);
   return lines.join('\n');
 }

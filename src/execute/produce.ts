@@ -25,6 +25,17 @@ function frobenius(x: Float32Array): number {
   return Math.sqrt(s);
 }
 
+/** Elements converted at a time by the NaN/Inf check of copied tensors: bounds its f32 view. */
+export const CHECK_CHUNK = 1 << 22;
+
+/** NaN/Inf count of raw float bytes, converted to f32 a chunk at a time (a copy holds only its raw bytes). */
+function countNonFiniteRaw(raw: Uint8Array, dtype: FloatDType): number {
+  const step = CHECK_CHUNK * DTYPE_SIZES[dtype];
+  let bad = 0;
+  for (let at = 0; at < raw.byteLength; at += step) bad += countNonFinite(toF32(raw.subarray(at, Math.min(at + step, raw.byteLength)), dtype));
+  return bad;
+}
+
 /** The bytes of one output tensor, made by its recipe. Memory: this tensor (and its f32 sources). */
 export async function produce(ckpt: Checkpoint, t: OutputTensor, prepared?: Prepared): Promise<Uint8Array> {
   const r = t.recipe;
@@ -34,7 +45,7 @@ export async function produce(ckpt: Checkpoint, t: OutputTensor, prepared?: Prep
     case 'copy': {
       const raw = await ckpt.readRaw(r.src);
       if (FLOATS.has(t.dtype)) {
-        const bad = countNonFinite(toF32(raw, dtype));
+        const bad = countNonFiniteRaw(raw, dtype);
         if (bad > 0) throw new UserError(`input tensor ${r.src} holds ${bad} NaN/Inf values; the checkpoint is damaged`);
       }
       return raw;

@@ -2,6 +2,7 @@ import type { Checkpoint, ModelConfig } from '../checkpoint/types.js';
 import type { ModelLayout } from '../arch/index.js';
 import type { PlacementStrategy } from '../plan/placement.js';
 import type { Plan } from '../plan/recipe.js';
+import type { PrepareResources } from '../plan/resources.js';
 
 export interface LesaOptions {
   epochs: number;
@@ -65,6 +66,8 @@ export interface Method {
   alignment?: 'required' | 'optional';
   /** Pure: which output tensor comes from which inputs. No weights read. */
   plan(ctx: MethodContext): Plan;
+  /** What `prepare` will hold in memory and on scratch disk, from shapes alone (for --dry-run). */
+  resources?(plan: Plan, ctx: MethodContext): PrepareResources;
   /** Methods that learn from the weights (LESA) do it here, streaming. */
   prepare?(ckpt: Checkpoint, plan: Plan, ctx: MethodContext, hooks: PrepareHooks): Promise<Prepared>;
 }

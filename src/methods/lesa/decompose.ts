@@ -76,11 +76,16 @@ export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: str
  */
 export function workingSetBytes(rows: number, cols: number, layers: number, maxMemory: number): number {
   const rank = Math.min(rows, layers * cols);
-  const vBytes = layers * rank * cols * 4;
+  const vBytes = coefficientBytes(rows, cols, layers);
   const vInMemory = vBytes <= maxMemory ? vBytes : 0;
   const eig = 8 * (2 * rows * rows + 6 * rows + 1);
   const after = vInMemory + 4 * rows * rank + 3 * 4 * rank * cols + 3 * 4 * rows * cols + (rank < rows ? 8 * rows * rank : 0);
   return 8 * rows * rows + Math.max(eig, after);
+}
+
+/** Bytes of one type's coefficient blocks (f32), in memory up to maxMemory, else in a scratch file. */
+export function coefficientBytes(rows: number, cols: number, layers: number): number {
+  return layers * Math.min(rows, layers * cols) * cols * 4;
 }
 
 /** Deletes the scratch file of spilled coefficient blocks (a type's blocks are not needed after its predictions). */

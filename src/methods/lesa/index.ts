@@ -1,10 +1,11 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fromF32, getThreads, setThreads } from '../../native/index.js';
-import type { FloatDType } from '../../checkpoint/types.js';
+import { DTYPE_SIZES, type FloatDType } from '../../checkpoint/types.js';
 import type { Method, Prepared } from '../method.js';
-import { basis, decompose, release, workingSetBytes } from './decompose.js';
-import { runScheduled } from './schedule.js';
+import { basis, coefficientBytes, decompose, release, workingSetBytes } from './decompose.js';
+import { runScheduled, runsAlone, schedulePeak, type Job } from './schedule.js';
+import type { ModelLayout } from '../../arch/index.js';
 import { lesaPlan, predictedGaps } from './plan.js';
 import { interiorLayers, predictWeight, train, typeSeed } from './predictor.js';
 
@@ -24,12 +25,31 @@ export const MAX_CONCURRENT_TYPES = 2;
  * runs a one-thread and an all-thread type together. Every type has its own seed (typeSeed),
  * so the bytes do not depend on the order or the overlap.
  */
+/** One scheduling job per weight type: its working set and its spilled coefficient bytes. */
+function typeJobs(layout: ModelLayout, types: string[], maxMemory: number): Job[] {
+  return types.map((type) => {
+    const [rows, cols] = layout.typeInfo.get(type)!.shape;
+    const v = coefficientBytes(rows, cols, layout.layers);
+    return { name: type, bytes: workingSetBytes(rows, cols, layout.layers, maxMemory), scratch: v > maxMemory ? v : 0 };
+  });
+}
+
 export const lesa: Method = {
   name: 'lesa',
   summary: 'new linear weights predicted from the neighbours\' SVD coefficients by a learned MLP per weight type',
   reference: 'https://arxiv.org/abs/2502.13794',
   alignment: 'optional',
   plan: lesaPlan,
+  resources(plan, ctx) {
+    const types = [...predictedGaps(plan).keys()];
+    const slots = Math.min(MAX_CONCURRENT_TYPES, getThreads());
+    const jobs = typeJobs(ctx.layout, types, ctx.options.lesa.maxMemory);
+    const peak = schedulePeak(jobs, ctx.options.lesa.maxMemory, slots);
+    const predicted = plan.tensors.reduce((a, t) => a + (t.recipe.kind === 'predicted' ? t.shape.reduce((x, y) => x * y, 1) * DTYPE_SIZES[t.dtype] : 0), 0);
+    const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+    const notes = jobs.map((j, i) => `${j.name}: working set ${gb(j.bytes)}${j.scratch ? `, coefficient blocks spilled (${gb(j.scratch)})` : ''}, ${runsAlone(jobs, i, ctx.options.lesa.maxMemory, slots) ? 'alone on every thread' : 'beside another type'}`);
+    return { memoryBytes: peak.bytes, scratchBytes: predicted + peak.scratch, notes };
+  },
   async prepare(ckpt, plan, ctx, hooks): Promise<Prepared> {
     const { layout, options } = ctx;
     const o = options.lesa;
@@ -65,10 +85,7 @@ export const lesa: Method = {
       await release(d);
     };
     const blasThreads = getThreads();
-    const jobs = types.map((type) => {
-      const [rows, cols] = layout.typeInfo.get(type)!.shape;
-      return { name: type, bytes: workingSetBytes(rows, cols, layout.layers, o.maxMemory) };
-    });
+    const jobs = typeJobs(layout, types, o.maxMemory);
     try {
       await runScheduled(jobs, o.maxMemory, Math.min(MAX_CONCURRENT_TYPES, blasThreads), blasThreads, async (t, threads) => {
         setThreads(threads);

@@ -1,7 +1,8 @@
-/** One weight type to process and the peak bytes it will hold. */
+/** One weight type to process, the peak bytes it will hold, and the scratch bytes it writes (spilled blocks). */
 export interface Job {
   name: string;
   bytes: number;
+  scratch?: number;
 }
 
 /** A job runs alone, with every BLAS thread, when it cannot share the budget even with the smallest other job. */
@@ -42,4 +43,25 @@ export async function runScheduled(jobs: Job[], budget: number, slots: number, t
   }
   await Promise.all(running.values());
   if (failure) throw failure.error;
+}
+
+/**
+ * Upper bounds of what runScheduled holds at once, whatever the timing: a lone job's own
+ * size, or for jobs that share, the budget or the `slots` largest of them together.
+ */
+export function schedulePeak(jobs: Job[], budget: number, slots: number): { bytes: number; scratch: number } {
+  let bytes = 0, scratch = 0;
+  const shared: Job[] = [];
+  for (const [i, j] of jobs.entries()) {
+    if (runsAlone(jobs, i, budget, slots)) {
+      bytes = Math.max(bytes, j.bytes);
+      scratch = Math.max(scratch, j.scratch ?? 0);
+    } else shared.push(j);
+  }
+  const top = (xs: number[]) => xs.sort((a, b) => b - a).slice(0, slots).reduce((a, b) => a + b, 0);
+  if (shared.length > 0) {
+    bytes = Math.max(bytes, Math.min(budget, top(shared.map((j) => j.bytes))));
+    scratch = Math.max(scratch, top(shared.map((j) => j.scratch ?? 0)));
+  }
+  return { bytes, scratch };
 }

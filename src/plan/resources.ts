@@ -1,0 +1,56 @@
+import { DTYPE_SIZES, type Checkpoint } from '../checkpoint/types.js';
+import type { OutputTensor, Plan } from './recipe.js';
+import { CHECK_CHUNK } from '../execute/produce.js';
+
+/** What executing a plan will take, estimated before any weight is read (shown by --dry-run). */
+export interface Resources {
+  /** Bytes of the output directory's weights. */
+  outputBytes: number;
+  /** Peak bytes of tensors and decompositions held at once (the runtime's ~0.1-0.3 GB comes on top). */
+  memoryBytes: number;
+  /** Peak bytes of the scratch directory next to the output (removed at the end). */
+  scratchBytes: number;
+  /** One line per fact worth knowing (e.g. how LESA schedules its weight types). */
+  notes: string[];
+}
+
+/** What a method's preparation adds (LESA's decompositions); see Method.resources. */
+export interface PrepareResources {
+  memoryBytes: number;
+  scratchBytes: number;
+  notes: string[];
+}
+
+const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Bytes held while one output tensor is made and written (src/execute/produce.ts). */
+function tensorBytes(ckpt: Checkpoint, t: OutputTensor): number {
+  const n = numel(t.shape);
+  const out = n * DTYPE_SIZES[t.dtype];
+  const f32 = 4 * n;
+  const raw = (name: string) => ckpt.tensors.get(name)?.byteLength ?? out;
+  const r = t.recipe;
+  switch (r.kind) {
+    case 'copy': return raw(r.src) + Math.min(f32, 4 * CHECK_CHUNK); // raw bytes, one f32 chunk of the NaN check
+    case 'mean': return 2 * f32 + raw(r.srcs[0]) + out; // accumulator, one f32 source and its raw bytes, the output
+    case 'zeros': return out;
+    case 'fill': return f32 + out;
+    case 'random': return f32 + (r.matchNormOf ? raw(r.matchNormOf[0]) + f32 : 0) + out;
+    case 'predicted': return out;
+  }
+}
+
+export function estimateResources(ckpt: Checkpoint, plan: Plan, prepare?: PrepareResources): Resources {
+  let outputBytes = 0;
+  let writePeak = 0;
+  for (const t of plan.tensors) {
+    outputBytes += numel(t.shape) * DTYPE_SIZES[t.dtype];
+    writePeak = Math.max(writePeak, tensorBytes(ckpt, t));
+  }
+  return {
+    outputBytes,
+    memoryBytes: Math.max(writePeak, prepare?.memoryBytes ?? 0),
+    scratchBytes: prepare?.scratchBytes ?? 0,
+    notes: prepare?.notes ?? [],
+  };
+}
