@@ -2,25 +2,45 @@
 
     python bench/make_synthetic.py llama-3.2-1b OUT_DIR
     python bench/make_synthetic.py llama-3-8b OUT_DIR
+    python bench/make_synthetic.py llama-3-70b OUT_DIR --sparse
 
 Weights are N(0, 0.02) (norms 1): the numbers are meaningless, the shapes and byte counts are
-real, so the run measures time and memory of every phase at that scale.
+real, so the run measures time and memory of every phase at that scale. --sparse writes the
+headers and leaves the data as holes (all zeros, no disk used): enough for `lesa inspect` and
+`lesa expand --dry-run` (shapes and resource estimates) at sizes this disk cannot hold.
 """
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
-import torch
-from safetensors.torch import save_file
 
 SHAPES = {
     "llama-3.2-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
                          num_key_value_heads=8, head_dim=64, vocab_size=128256, tie_word_embeddings=True),
     "llama-3-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
                        num_key_value_heads=8, head_dim=128, vocab_size=128256, tie_word_embeddings=False),
+    "llama-3-70b": dict(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,
+                        num_key_value_heads=8, head_dim=128, vocab_size=128256, tie_word_embeddings=False),
 }
+
+
+def save_sparse(shapes: dict[str, list[int]], path: Path) -> int:
+    """A BF16 safetensors file whose data region is a hole: the header is real, the values are zeros."""
+    header, offset = {"__metadata__": {"format": "pt"}}, 0
+    for name, shape in shapes.items():
+        n = 2 * math.prod(shape)
+        header[name] = {"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + n]}
+        offset += n
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        f.truncate(8 + len(text) + offset)
+    return offset
 
 
 def layer_shapes(c: dict) -> dict[str, list[int]]:
@@ -34,9 +54,14 @@ def layer_shapes(c: dict) -> dict[str, list[int]]:
     }
 
 
-def main(name: str, out: Path) -> None:
+def main(name: str, out: Path, sparse: bool = False) -> None:
     c = SHAPES[name]
     out.mkdir(parents=True, exist_ok=True)
+    if sparse:
+        return main_sparse(c, out)
+    import torch
+    from safetensors.torch import save_file
+
     g = torch.Generator().manual_seed(0)
 
     def rnd(shape):
@@ -62,10 +87,28 @@ def main(name: str, out: Path) -> None:
         print(f"wrote {fname}", file=sys.stderr)
         shards[k] = {}
     (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    write_config(c, out)
+
+
+def main_sparse(c: dict, out: Path) -> None:
+    h = c["hidden_size"]
+    shards = [{"model.embed_tokens.weight": [c["vocab_size"], h]}]
+    shards += [{f"model.layers.{i}.{k}": s for k, s in layer_shapes(c).items()} for i in range(c["num_hidden_layers"])]
+    shards.append({"model.norm.weight": [h], **({} if c["tie_word_embeddings"] else {"lm_head.weight": [c["vocab_size"], h]})})
+    weight_map, total = {}, 0
+    for k, shapes in enumerate(shards):
+        fname = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
+        total += save_sparse(shapes, out / fname)
+        weight_map.update({t: fname for t in shapes})
+    (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    write_config(c, out)
+
+
+def write_config(c: dict, out: Path) -> None:
     cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu", "rms_norm_eps": 1e-5,
            "initializer_range": 0.02, "max_position_embeddings": 8192, "torch_dtype": "bfloat16", **c}
     (out / "config.json").write_text(json.dumps(cfg, indent=2))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]))
+    main(sys.argv[1], Path(sys.argv[2]), sparse="--sparse" in sys.argv[3:])
