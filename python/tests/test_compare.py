@@ -136,6 +136,10 @@ def test_resume_adds_variants_and_keeps_done_runs(run, capsys):
     assert r["new_layers"] == [1, 3, 5, 7]  # bottom: after original layers 0..3
     assert r["alignment"]["mlpCosineAfter"] >= r["alignment"]["mlpCosineBefore"]
     assert new["command"].count("python -m lesa_py.compare") == 2
+    assert [st["date"] for st in new["stages"]][0] == res["date"] and len(new["stages"]) == 2
+    assert all(st["wall_seconds"] > 0 for st in new["stages"])
+    total = sum(st["wall_seconds"] for st in new["stages"])
+    assert f"2 stages ({total:.0f} s of wall time in all" in (out / "report.md").read_text()
     # another budget must not be mixed into the same report
     assert compare.main(ARGV + ["--resume", "--steps", "4", "--methods", "copy"]) == 2
     assert "other settings" in capsys.readouterr().err
