@@ -12,6 +12,15 @@ import { interiorLayers, predictWeight, train, typeSeed } from './predictor.js';
 /** Weight types processed at once (each on one BLAS thread) when their working sets fit in --max-memory together. */
 export const MAX_CONCURRENT_TYPES = 2;
 
+/** One scheduling job per weight type: its working set and its spilled coefficient bytes. */
+function typeJobs(layout: ModelLayout, types: string[], maxMemory: number): Job[] {
+  return types.map((type) => {
+    const [rows, cols] = layout.typeInfo.get(type)!.shape;
+    const v = coefficientBytes(rows, cols, layout.layers);
+    return { name: type, bytes: workingSetBytes(rows, cols, layout.layers, maxMemory), scratch: v > maxMemory ? v : 0 };
+  });
+}
+
 /**
  * LESA (Yang et al., ACL 2025): per linear weight type, decompose, train the predictor on
  * every interior layer, predict the new layers, and park them in a scratch file until the
@@ -25,15 +34,6 @@ export const MAX_CONCURRENT_TYPES = 2;
  * runs a one-thread and an all-thread type together. Every type has its own seed (typeSeed),
  * so the bytes do not depend on the order or the overlap.
  */
-/** One scheduling job per weight type: its working set and its spilled coefficient bytes. */
-function typeJobs(layout: ModelLayout, types: string[], maxMemory: number): Job[] {
-  return types.map((type) => {
-    const [rows, cols] = layout.typeInfo.get(type)!.shape;
-    const v = coefficientBytes(rows, cols, layout.layers);
-    return { name: type, bytes: workingSetBytes(rows, cols, layout.layers, maxMemory), scratch: v > maxMemory ? v : 0 };
-  });
-}
-
 export const lesa: Method = {
   name: 'lesa',
   summary: 'new linear weights predicted from the neighbours\' SVD coefficients by a learned MLP per weight type',
