@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runScheduled, runsAlone, type Job } from '../src/methods/lesa/schedule.js';
+import { runScheduled, runsAlone, schedulePeak, type Job } from '../src/methods/lesa/schedule.js';
 
 const tick = () => new Promise((r) => setTimeout(r, 1));
 
@@ -51,4 +51,18 @@ test('a failure stops new starts, lets the running job finish, and is rethrown',
   const { events, error } = await trace(jobs(1, 1, 1, 1, 1), 10, 2, 1);
   assert.match(String(error), /job 1 failed/);
   assert.ok(events.length < 5, `started ${events.length}`);
+});
+
+test('schedulePeak bounds what the scheduler actually holds, for random job sets', async () => {
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let trial = 0; trial < 40; trial++) {
+    const js = jobs(...Array.from({ length: 1 + Math.floor(rand() * 7) }, () => 1 + Math.floor(rand() * 6)));
+    const budget = 2 + Math.floor(rand() * 8);
+    const slots = 1 + Math.floor(rand() * 2);
+    const { peakBytes } = await trace(js, budget, slots);
+    const bound = schedulePeak(js, budget, slots).bytes;
+    assert.ok(peakBytes <= bound, `jobs ${js.map((j) => j.bytes)} budget ${budget} slots ${slots}: held ${peakBytes} > bound ${bound}`);
+    assert.ok(bound <= Math.max(budget, ...js.map((j) => j.bytes)), 'the bound never exceeds the budget or one lone job');
+  }
 });
