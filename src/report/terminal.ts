@@ -75,20 +75,24 @@ export class TerminalReporter implements Reporter {
   }
 }
 
-/** One JSON object per event on stderr, for scripts; stdout carries the result. */
+/** One JSON object per event on stderr, for scripts; stdout carries the result. `t`: seconds since the start. */
 export class JsonReporter implements Reporter {
   private last = 0;
+  private readonly t0 = performance.now();
+  private t(): number {
+    return Math.round(performance.now() - this.t0) / 1000;
+  }
   phase(name: string, detail?: Record<string, unknown>): void {
-    process.stderr.write(`${JSON.stringify({ event: 'phase', name, ...detail })}\n`);
+    process.stderr.write(`${JSON.stringify({ event: 'phase', name, ...detail, t: this.t() })}\n`);
   }
   progress(done: number, total: number, detail?: Record<string, unknown>): void {
     const now = performance.now();
     if (done < total && now - this.last < 500) return;
     this.last = now;
-    process.stderr.write(`${JSON.stringify({ event: 'progress', done, total, ...detail })}\n`);
+    process.stderr.write(`${JSON.stringify({ event: 'progress', done, total, ...detail, t: this.t() })}\n`);
   }
   info(message: string): void {
-    process.stderr.write(`${JSON.stringify({ event: 'info', message })}\n`);
+    process.stderr.write(`${JSON.stringify({ event: 'info', message, t: this.t() })}\n`);
   }
   close(): void {}
 }
