@@ -14,10 +14,11 @@ export function runsAlone(jobs: Job[], i: number, budget: number, slots: number)
 }
 
 /**
- * Runs jobs in order: up to `slots` at once on one BLAS thread each while their bytes fit in
- * `budget` together, and jobs that cannot share (runsAlone) by themselves on `threads`. Which
- * thread count a job gets depends on the sizes only, never on timing, so output bytes do not
- * either. The first failure stops new starts; running jobs finish before it is rethrown.
+ * Runs the jobs that can share first: up to `slots` at once on one BLAS thread each, a free
+ * slot taking the first waiting job that fits in `budget` beside the running ones; then the
+ * jobs that cannot share (runsAlone), one after another on `threads`. Which thread count a
+ * job gets depends on the sizes only, never on timing, so output bytes do not either. The
+ * first failure stops new starts; running jobs finish before it is rethrown.
  */
 export async function runScheduled(jobs: Job[], budget: number, slots: number, threads: number, run: (i: number, threads: number) => Promise<void>): Promise<void> {
   const running = new Map<number, Promise<void>>();
@@ -31,17 +32,15 @@ export async function runScheduled(jobs: Job[], budget: number, slots: number, t
     running.set(i, p);
     return p;
   };
-  const oneFinished = () => Promise.race(running.values());
-  for (let i = 0; i < jobs.length && !failure; i++) {
-    if (runsAlone(jobs, i, budget, slots)) {
-      while (running.size > 0) await oneFinished();
-      if (!failure) await start(i, threads);
-      continue;
-    }
-    while (!failure && running.size > 0 && (running.size >= slots || used + jobs[i].bytes > budget)) await oneFinished();
-    if (!failure) start(i, 1);
+  const alone = jobs.map((_, i) => runsAlone(jobs, i, budget, slots));
+  const waiting = jobs.flatMap((_, i) => (alone[i] ? [] : [i]));
+  while (waiting.length > 0 && !failure) {
+    const k = running.size >= slots ? -1 : waiting.findIndex((i) => running.size === 0 || used + jobs[i].bytes <= budget);
+    if (k < 0) await Promise.race(running.values());
+    else start(waiting.splice(k, 1)[0], 1);
   }
   await Promise.all(running.values());
+  for (let i = 0; i < jobs.length && !failure; i++) if (alone[i]) await start(i, threads);
   if (failure) throw failure.error;
 }
 
