@@ -1,11 +1,11 @@
 import { rmSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { resolveLayout, type ModelLayout } from './arch/index.js';
 import { openCheckpoint } from './checkpoint/checkpoint.js';
 import { fingerprintCheckpoint, hashCheckpoint } from './checkpoint/verify.js';
 import type { ManifestInput } from './checkpoint/manifest.js';
-import { DTYPE_SIZES, type Checkpoint, type DType } from './checkpoint/types.js';
+import type { Checkpoint } from './checkpoint/types.js';
 import { CheckpointWriter } from './checkpoint/writer.js';
 import { tempSibling } from './checkpoint/leftovers.js';
 import { CheckpointError, ioError } from './checkpoint/errors.js';
@@ -133,7 +133,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
       ? await duringNativeWork(() => prepare(ckpt, plan, ctx, { scratchDir: scratch!, phase: (n, d) => reporter.phase(n, d), progress: (a, b, d) => reporter.progress(a, b, d) }))
       : undefined;
     reporter.phase('write', { tensors: plan.tensors.length });
-    const total = plan.tensors.reduce((a, t) => a + byteSize(t.shape, t.dtype), 0);
+    const total = resources.outputBytes;
     let done = 0;
     for (const [k, t] of plan.tensors.entries()) {
       const bytes = await produce(ckpt, t, prepared);
@@ -156,7 +156,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     return { plan, output, seconds: (performance.now() - t0) / 1000, phases: reporter.totals(), alignment, resources };
   } catch (e) {
     await writer?.abort();
-    throw asUserError(e, output, plan);
+    throw asUserError(e, output, resources);
   } finally {
     // A failure while writing must still close what the method holds open (LESA's scratch file).
     await prepared?.dispose().catch(() => undefined);
@@ -170,20 +170,15 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
  * An operating-system error that escaped the writer (a method's scratch file, mkdtemp) is the
  * disk's or the environment's fault, not a bug: give it the one-line user-error form.
  */
-function asUserError(e: unknown, output: string, plan: Plan): unknown {
+function asUserError(e: unknown, output: string, need: Resources): unknown {
   if (e instanceof CheckpointError || e instanceof UserError) return e;
   const err = e as NodeJS.ErrnoException | undefined;
   if (!(err instanceof Error) || typeof err.code !== 'string' || typeof err.syscall !== 'string') return e;
   if (err.code === 'ENOSPC' || err.code === 'EDQUOT') {
-    const weights = plan.tensors.reduce((a, t) => a + byteSize(t.shape, t.dtype), 0);
-    const scratch = plan.tensors.filter((t) => t.recipe.kind === 'predicted').reduce((a, t) => a + byteSize(t.shape, t.dtype), 0);
-    return new CheckpointError('DiskFull', `${dirname(output)}: the disk is full (${err.message}); at least ${weights + scratch} bytes are needed there: ${weights} for the output weights plus ${scratch} for the method's scratch file; free space there or choose another output directory (the partial output was removed)`, { file: err.path, cause: e });
+    const { outputBytes: weights, scratchBytes: scratch } = need;
+    return new CheckpointError('DiskFull', `${dirname(output)}: the disk is full (${err.message}); at least ${weights + scratch} bytes are needed there: ${weights} for the output weights plus ${scratch} for the method's scratch files; free space there or choose another output directory (the partial output was removed)`, { file: err.path, cause: e });
   }
   return ioError(e, `${err.path ?? dirname(output)}: ${err.syscall}`, err.path);
-}
-
-function byteSize(shape: number[], dtype: DType): number {
-  return shape.reduce((a, b) => a * b, DTYPE_SIZES[dtype]);
 }
 
 export function manifestOf(plan: Plan, ctx: MethodContext, source: ManifestInput['source']): ManifestInput {

@@ -23,11 +23,20 @@ export interface PrepareResources {
 
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
+/** Bytes of one output tensor as written. */
+export function tensorByteSize(t: Pick<OutputTensor, 'shape' | 'dtype'>): number {
+  return numel(t.shape) * DTYPE_SIZES[t.dtype];
+}
+
+/** Bytes of the tensors a plan makes by `predicted` recipes (a method parks them in scratch until written). */
+export function predictedBytes(plan: Plan): number {
+  return plan.tensors.reduce((a, t) => a + (t.recipe.kind === 'predicted' ? tensorByteSize(t) : 0), 0);
+}
+
 /** Bytes held while one output tensor is made and written (src/execute/produce.ts). */
 function tensorBytes(ckpt: Checkpoint, t: OutputTensor): number {
-  const n = numel(t.shape);
-  const out = n * DTYPE_SIZES[t.dtype];
-  const f32 = 4 * n;
+  const out = tensorByteSize(t);
+  const f32 = 4 * numel(t.shape);
   const raw = (name: string) => ckpt.tensors.get(name)?.byteLength ?? out;
   const r = t.recipe;
   switch (r.kind) {
@@ -44,7 +53,7 @@ export function estimateResources(ckpt: Checkpoint, plan: Plan, prepare?: Prepar
   let outputBytes = 0;
   let writePeak = 0;
   for (const t of plan.tensors) {
-    outputBytes += numel(t.shape) * DTYPE_SIZES[t.dtype];
+    outputBytes += tensorByteSize(t);
     writePeak = Math.max(writePeak, tensorBytes(ckpt, t));
   }
   return {

@@ -1,7 +1,8 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fromF32, getThreads, setThreads } from '../../native/index.js';
-import { DTYPE_SIZES, type FloatDType } from '../../checkpoint/types.js';
+import type { FloatDType } from '../../checkpoint/types.js';
+import { predictedBytes } from '../../plan/resources.js';
 import type { Method, Prepared } from '../method.js';
 import { basis, coefficientBytes, decompose, release, workingSetBytes } from './decompose.js';
 import { runScheduled, runsAlone, schedulePeak, type Job } from './schedule.js';
@@ -45,10 +46,9 @@ export const lesa: Method = {
     const slots = Math.min(MAX_CONCURRENT_TYPES, getThreads());
     const jobs = typeJobs(ctx.layout, types, ctx.options.lesa.maxMemory);
     const peak = schedulePeak(jobs, ctx.options.lesa.maxMemory, slots);
-    const predicted = plan.tensors.reduce((a, t) => a + (t.recipe.kind === 'predicted' ? t.shape.reduce((x, y) => x * y, 1) * DTYPE_SIZES[t.dtype] : 0), 0);
     const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
     const notes = jobs.map((j, i) => `${j.name}: working set ${gb(j.bytes)}${j.scratch ? `, coefficient blocks spilled (${gb(j.scratch)})` : ''}, ${runsAlone(jobs, i, ctx.options.lesa.maxMemory, slots) ? 'alone on every thread' : 'beside another type'}`);
-    return { memoryBytes: peak.bytes, scratchBytes: predicted + peak.scratch, notes };
+    return { memoryBytes: peak.bytes, scratchBytes: predictedBytes(plan) + peak.scratch, notes };
   },
   async prepare(ckpt, plan, ctx, hooks): Promise<Prepared> {
     const { layout, options } = ctx;
