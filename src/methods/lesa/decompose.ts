@@ -60,7 +60,7 @@ export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: str
   for (let k = 0; k < rank; k++) S[k] = Math.sqrt(Math.max(values[k], 0));
   const U = rank === rows ? vectors : firstColumns(vectors, rows, rank);
   const blockLen = rank * cols;
-  const V = await storeBlocks(L, blockLen, hooks, type, async (i) => {
+  const V = await storeBlocks(L, blockLen, coefficientsInMemory(rows, cols, L, hooks.maxMemory), hooks, type, async (i) => {
     const block = await coefficients(U, S, await readLayer(ckpt, layout, type, i), rows, rank, cols, REL_TOL);
     hooks.step?.('coefficients', i + 1, L);
     return block;
@@ -76,8 +76,7 @@ export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: str
  */
 export function workingSetBytes(rows: number, cols: number, layers: number, maxMemory: number): number {
   const rank = Math.min(rows, layers * cols);
-  const vBytes = coefficientBytes(rows, cols, layers);
-  const vInMemory = vBytes <= maxMemory ? vBytes : 0;
+  const vInMemory = coefficientsInMemory(rows, cols, layers, maxMemory) ? coefficientBytes(rows, cols, layers) : 0;
   const eig = 8 * (2 * rows * rows + 6 * rows + 1);
   const after = vInMemory + 4 * rows * rank + 3 * 4 * rank * cols + 3 * 4 * rows * cols + (rank < rows ? 8 * rows * rank : 0);
   return 8 * rows * rows + Math.max(eig, after);
@@ -86,6 +85,11 @@ export function workingSetBytes(rows: number, cols: number, layers: number, maxM
 /** Bytes of one type's coefficient blocks (f32), in memory up to maxMemory, else in a scratch file. */
 export function coefficientBytes(rows: number, cols: number, layers: number): number {
   return layers * Math.min(rows, layers * cols) * cols * 4;
+}
+
+/** Whether a type's coefficient blocks stay in memory (else they go to a scratch file). */
+export function coefficientsInMemory(rows: number, cols: number, layers: number, maxMemory: number): boolean {
+  return coefficientBytes(rows, cols, layers) <= maxMemory;
 }
 
 /** Deletes the scratch file of spilled coefficient blocks (a type's blocks are not needed after its predictions). */
@@ -99,8 +103,8 @@ function firstColumns(m: Float64Array, rows: number, k: number): Float64Array {
   return out;
 }
 
-async function storeBlocks(L: number, blockLen: number, hooks: DecomposeHooks, type: string, make: (i: number) => Promise<Float32Array>): Promise<VStore> {
-  if (L * blockLen * 4 <= hooks.maxMemory) {
+async function storeBlocks(L: number, blockLen: number, inMemory: boolean, hooks: DecomposeHooks, type: string, make: (i: number) => Promise<Float32Array>): Promise<VStore> {
+  if (inMemory) {
     const data = new Float32Array(L * blockLen);
     for (let i = 0; i < L; i++) data.set(await make(i), i * blockLen);
     return { kind: 'memory', data };

@@ -4,7 +4,7 @@ import { fromF32, getThreads, setThreads } from '../../native/index.js';
 import type { FloatDType } from '../../checkpoint/types.js';
 import { predictedBytes } from '../../plan/resources.js';
 import type { Method, Prepared } from '../method.js';
-import { basis, coefficientBytes, decompose, release, workingSetBytes } from './decompose.js';
+import { basis, coefficientBytes, coefficientsInMemory, decompose, release, workingSetBytes } from './decompose.js';
 import { runScheduled, runsAlone, schedulePeak, type Job } from './schedule.js';
 import type { ModelLayout } from '../../arch/index.js';
 import { lesaPlan, predictedGaps } from './plan.js';
@@ -17,8 +17,8 @@ export const MAX_CONCURRENT_TYPES = 2;
 function typeJobs(layout: ModelLayout, types: string[], maxMemory: number): Job[] {
   return types.map((type) => {
     const [rows, cols] = layout.typeInfo.get(type)!.shape;
-    const v = coefficientBytes(rows, cols, layout.layers);
-    return { name: type, bytes: workingSetBytes(rows, cols, layout.layers, maxMemory), scratch: v > maxMemory ? v : 0 };
+    const spilled = !coefficientsInMemory(rows, cols, layout.layers, maxMemory);
+    return { name: type, bytes: workingSetBytes(rows, cols, layout.layers, maxMemory), scratch: spilled ? coefficientBytes(rows, cols, layout.layers) : 0 };
   });
 }
 
