@@ -1,4 +1,5 @@
 import type { ArchTable } from '../schema.js';
+import { attentionProjections, mlpProjections } from './llama.js';
 
 /**
  * Gemma 3 text models: four norms per layer (sandwich), q/k norms, and RMSNorm computed
@@ -12,18 +13,13 @@ export const gemma3: ArchTable = {
   layerPrefix: 'model.layers.',
   layerTensors: [
     { type: 'input_layernorm', suffix: 'input_layernorm.weight', role: 'norm' },
-    { type: 'q_proj', suffix: 'self_attn.q_proj.weight', role: 'linear' },
-    { type: 'k_proj', suffix: 'self_attn.k_proj.weight', role: 'linear' },
-    { type: 'v_proj', suffix: 'self_attn.v_proj.weight', role: 'linear' },
-    { type: 'o_proj', suffix: 'self_attn.o_proj.weight', role: 'linear' },
+    ...attentionProjections,
     { type: 'q_norm', suffix: 'self_attn.q_norm.weight', role: 'norm' },
     { type: 'k_norm', suffix: 'self_attn.k_norm.weight', role: 'norm' },
     { type: 'post_attention_layernorm', suffix: 'post_attention_layernorm.weight', role: 'norm' },
     { type: 'pre_feedforward_layernorm', suffix: 'pre_feedforward_layernorm.weight', role: 'norm' },
     { type: 'post_feedforward_layernorm', suffix: 'post_feedforward_layernorm.weight', role: 'norm' },
-    { type: 'gate_proj', suffix: 'mlp.gate_proj.weight', role: 'linear' },
-    { type: 'up_proj', suffix: 'mlp.up_proj.weight', role: 'linear' },
-    { type: 'down_proj', suffix: 'mlp.down_proj.weight', role: 'linear' },
+    ...mlpProjections,
   ],
   globalTensors: [
     { name: 'model.embed_tokens.weight' },

@@ -1,16 +1,26 @@
 import type { ArchTable, LayerTensor } from '../schema.js';
 
-/** Attention + gated MLP + two RMSNorms: the shape shared by Llama, Mistral, Qwen2/3. */
-export const llamaLayer: LayerTensor[] = [
-  { type: 'input_layernorm', suffix: 'input_layernorm.weight', role: 'norm' },
+/** The four attention projections, as Llama names them (shared by every family but Phi-3). */
+export const attentionProjections: LayerTensor[] = [
   { type: 'q_proj', suffix: 'self_attn.q_proj.weight', role: 'linear' },
   { type: 'k_proj', suffix: 'self_attn.k_proj.weight', role: 'linear' },
   { type: 'v_proj', suffix: 'self_attn.v_proj.weight', role: 'linear' },
   { type: 'o_proj', suffix: 'self_attn.o_proj.weight', role: 'linear' },
-  { type: 'post_attention_layernorm', suffix: 'post_attention_layernorm.weight', role: 'norm' },
+];
+
+/** The gated MLP's three projections. */
+export const mlpProjections: LayerTensor[] = [
   { type: 'gate_proj', suffix: 'mlp.gate_proj.weight', role: 'linear' },
   { type: 'up_proj', suffix: 'mlp.up_proj.weight', role: 'linear' },
   { type: 'down_proj', suffix: 'mlp.down_proj.weight', role: 'linear' },
+];
+
+/** Attention + gated MLP + two RMSNorms: the shape shared by Llama, Mistral, Qwen2/3. */
+export const llamaLayer: LayerTensor[] = [
+  { type: 'input_layernorm', suffix: 'input_layernorm.weight', role: 'norm' },
+  ...attentionProjections,
+  { type: 'post_attention_layernorm', suffix: 'post_attention_layernorm.weight', role: 'norm' },
+  ...mlpProjections,
 ];
 
 export const llamaGlobals = [

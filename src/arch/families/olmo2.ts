@@ -1,5 +1,5 @@
 import type { ArchTable } from '../schema.js';
-import { llamaGlobals } from './llama.js';
+import { attentionProjections, llamaGlobals, mlpProjections } from './llama.js';
 
 /**
  * OLMo 2: norms after each branch (no input norm), RMSNorms over the whole query and key
@@ -12,16 +12,11 @@ export const olmo2: ArchTable = {
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [
-    { type: 'q_proj', suffix: 'self_attn.q_proj.weight', role: 'linear' },
-    { type: 'k_proj', suffix: 'self_attn.k_proj.weight', role: 'linear' },
-    { type: 'v_proj', suffix: 'self_attn.v_proj.weight', role: 'linear' },
-    { type: 'o_proj', suffix: 'self_attn.o_proj.weight', role: 'linear' },
+    ...attentionProjections,
     { type: 'q_norm', suffix: 'self_attn.q_norm.weight', role: 'norm' },
     { type: 'k_norm', suffix: 'self_attn.k_norm.weight', role: 'norm' },
     { type: 'post_attention_layernorm', suffix: 'post_attention_layernorm.weight', role: 'norm' },
-    { type: 'gate_proj', suffix: 'mlp.gate_proj.weight', role: 'linear' },
-    { type: 'up_proj', suffix: 'mlp.up_proj.weight', role: 'linear' },
-    { type: 'down_proj', suffix: 'mlp.down_proj.weight', role: 'linear' },
+    ...mlpProjections,
     { type: 'post_feedforward_layernorm', suffix: 'post_feedforward_layernorm.weight', role: 'norm' },
   ],
   globalTensors: llamaGlobals,
