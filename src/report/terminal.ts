@@ -79,20 +79,20 @@ export class TerminalReporter implements Reporter {
 export class JsonReporter implements Reporter {
   private last = 0;
   private readonly t0 = performance.now();
-  private t(): number {
-    return Math.round(performance.now() - this.t0) / 1000;
+  private emit(event: Record<string, unknown>): void {
+    process.stderr.write(`${JSON.stringify({ ...event, t: Math.round(performance.now() - this.t0) / 1000 })}\n`);
   }
   phase(name: string, detail?: Record<string, unknown>): void {
-    process.stderr.write(`${JSON.stringify({ event: 'phase', name, ...detail, t: this.t() })}\n`);
+    this.emit({ event: 'phase', name, ...detail });
   }
   progress(done: number, total: number, detail?: Record<string, unknown>): void {
     const now = performance.now();
     if (done < total && now - this.last < 500) return;
     this.last = now;
-    process.stderr.write(`${JSON.stringify({ event: 'progress', done, total, ...detail, t: this.t() })}\n`);
+    this.emit({ event: 'progress', done, total, ...detail });
   }
   info(message: string): void {
-    process.stderr.write(`${JSON.stringify({ event: 'info', message, t: this.t() })}\n`);
+    this.emit({ event: 'info', message });
   }
   close(): void {}
 }
