@@ -229,3 +229,20 @@ test('a diverging loss rejects naming the epoch; a throwing progress callback st
   const stop = new Error('stop here');
   await assert.rejects(native.trainPredictor({ ...base, V, onProgress: () => { throw stop; } }), (e) => e === stop);
 });
+
+test('steps: N steps cycle epochs (the last cut short); epochs and steps together are refused', async () => {
+  const layers = 6, rank = 10, cols = 4;
+  const V = smoothCoefficients(layers, rank, cols, 15);
+  const base = { V, layers, rank, cols, targets: Int32Array.from([1, 2, 3, 4]), hidden: 8, batch: 7, seed: 5 }; // 6 batches an epoch
+  const byEpochs = await native.trainPredictor({ ...base, epochs: 3 });
+  const bySteps = await native.trainPredictor({ ...base, steps: 18 });
+  assert.deepEqual(bySteps, byEpochs);
+  assert.equal(bySteps.steps, 18);
+  const cut = await native.trainPredictor({ ...base, steps: 14 });
+  assert.equal(cut.steps, 14);
+  assert.equal(cut.epochLosses.length, 3);
+  assert.deepEqual(cut.epochLosses.subarray(0, 2), byEpochs.epochLosses.subarray(0, 2));
+  assert.notEqual(cut.epochLosses[2], byEpochs.epochLosses[2]);
+  await assert.rejects(native.trainPredictor({ ...base, epochs: 3, steps: 18 }), /epochs or steps, not both/);
+  await assert.rejects(native.trainPredictor({ ...base, steps: 0 }), /steps/);
+});

@@ -64,6 +64,7 @@ struct TrainConfig {
   std::string path;
   uint64_t offset = 0, seed = 0;
   size_t layers = 0, rank = 0, cols = 0, hidden = 0, epochs = 0, batch = 0;
+  size_t steps = 0;  // optimizer steps in all; epochs = ceil(steps / batches), the last one cut short
   std::vector<int32_t> targets;
   double lr = 0, weightDecay = 0, lambda = 0;
   bool initialize = true;
@@ -106,11 +107,14 @@ class TrainWorker : public Napi::AsyncProgressWorker<Progress> {
     opt.weightDecay = c.weightDecay;
     auto lastReport = std::chrono::steady_clock::now();
 
+    size_t remaining = c.steps;
     for (size_t epoch = 0; epoch < c.epochs; ++epoch) {
       std::iota(order.begin(), order.end(), 0u);
       for (size_t i = samples - 1; i > 0; --i) std::swap(order[i], order[shuffleRng.below(i + 1)]);
       double sum = 0;
-      for (size_t b = 0; b < batches; ++b) {
+      size_t run = std::min(batches, remaining);
+      remaining -= run;
+      for (size_t b = 0; b < run; ++b) {
         if (cancelled_) throw std::runtime_error("trainPredictor: cancelled");
         size_t n = std::min(c.batch, samples - b * c.batch);
         for (size_t s = 0; s < n; ++s) {
@@ -132,13 +136,13 @@ class TrainWorker : public Napi::AsyncProgressWorker<Progress> {
         opt.step(c.params, ws.grad.data(), l.total());
         sum += loss;
         auto now = std::chrono::steady_clock::now();
-        if (!onProgress_.IsEmpty() && (b + 1 == batches || now - lastReport >= std::chrono::milliseconds(100))) {
+        if (!onProgress_.IsEmpty() && (b + 1 == run || now - lastReport >= std::chrono::milliseconds(100))) {
           lastReport = now;
           Progress p{double(epoch + 1), double(b + 1), double(batches), sum / double(b + 1)};
           progress.Send(&p, 1);
         }
       }
-      c.epochLosses[epoch] = sum / double(batches);
+      c.epochLosses[epoch] = sum / double(run);
     }
   }
 
@@ -213,6 +217,7 @@ Napi::Value TrainPredictor(const Napi::CallbackInfo& info) {
   c.cols = sizeArg(field(o, "cols", 'k'));
   c.hidden = sizeArg(field(o, "hidden", 'k'));
   c.epochs = sizeArg(field(o, "epochs", 'k'));
+  c.steps = sizeArg(field(o, "steps", 'k'));
   c.batch = sizeArg(field(o, "batch", 'k'));
   c.offset = sizeArg(field(o, "offset", 'n'));
   c.seed = sizeArg(field(o, "seed", 'n'));
@@ -238,6 +243,10 @@ Napi::Value TrainPredictor(const Napi::CallbackInfo& info) {
   }
   if (c.targets.empty() || product(env, {c.targets.size(), c.rank}) > UINT32_MAX) {
     throw Napi::RangeError::New(env, "lesa_native: sample count must be in [1, 2^32-1]");
+  }
+  size_t batches = (c.targets.size() * c.rank + c.batch - 1) / c.batch;
+  if (c.steps == 0 || c.epochs != (c.steps + batches - 1) / batches) {
+    throw Napi::RangeError::New(env, "lesa_native: epochs must be ceil(steps / batches)");
   }
   c.params = dataOf<float>(params);
   c.epochLosses = dataOf<double>(losses);

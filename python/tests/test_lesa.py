@@ -84,6 +84,40 @@ def test_fill_layer0_and_zero_out(fx, tmp_path):
     assert torch.count_nonzero(o[f"model.layers.{new}.mlp.gate_proj.weight"]) > 0
 
 
+def test_defaults_are_the_notebooks_and_lesa_json_records_the_budget(fx, tmp_path):
+    """No LESA option given: 10 epochs and layer 0's norms/biases; the manifest holds the steps each type trained."""
+    src = fx("tiny-qwen2-f32")
+    L = layers_of(src)
+    s = read_all(src)
+    out = tmp_path / "default"
+    p = lesa("expand", src, "-o", out, "--method", "lesa", "--target-layers", L + 1, "--json")
+    o, m = manifest(out)["options"], manifest(out)
+    assert (o["epochs"], o["fill"], o["predictorSteps"]) == (10, "layer0", None)
+    assert (o["batch"], o["lambda"], o["hidden"]) == (64, 5e-4, 256)
+    # Second way: an epoch is ceil((L-2) * rank / 64) steps, rank = min(rows, L * cols).
+    expected = {}
+    for name, w in s.items():
+        if name.startswith("model.layers.0.") and w.ndim == 2:
+            rows, cols = w.shape
+            expected[name.split(".")[-2]] = 10 * -(-(L - 2) * min(rows, L * cols) // 64)
+    assert o["stepsPerType"] == expected
+    trained = {e["type"]: e["steps"] for e in map(json.loads, p.stderr.splitlines()) if e.get("event") == "phase" and e.get("name") == "predict"}
+    assert trained == expected
+    new, t = m["new_layers"][0], read_all(out)
+    for name, w in s.items():
+        if name.startswith("model.layers.0.") and w.ndim == 1:  # norms and biases: layer 0's, bit for bit
+            assert torch.equal(t[name.replace("layers.0.", f"layers.{new}.")], w), name
+
+    fixed = tmp_path / "fixed"
+    p = lesa("expand", src, "-o", fixed, "--method", "lesa", "--target-layers", L + 1, "--predictor-steps", "7", "--json")
+    o = manifest(fixed)["options"]
+    assert (o["predictorSteps"], o["epochs"]) == (7, None)
+    assert o["stepsPerType"] == {k: 7 for k in expected}
+    assert {e["type"]: e["steps"] for e in map(json.loads, p.stderr.splitlines()) if e.get("name") == "predict" and e.get("event") == "phase"} == o["stepsPerType"]
+    bad = lesa("expand", src, "-o", tmp_path / "bad", "--method", "lesa", "--target-layers", L + 1, "--predictor-steps", "7", "--epochs", "3", check=False)
+    assert bad.returncode == 2 and "not both" in bad.stderr and not (tmp_path / "bad").exists()
+
+
 def test_same_seed_same_bytes_other_seed_other_bytes(fx, tmp_path):
     src = fx("tiny-mistral-bf16")
     L = layers_of(src)

@@ -32,8 +32,9 @@ NODE = textwrap.dedent("""
     setThreads(1);
     const V = f32(a.V);
     const r = await trainPredictor({ V, layers: a.layers, rank: a.rank, cols: a.cols, targets: Int32Array.from(a.targets),
-      seed: a.seed, hidden: a.hidden, epochs: a.epochs, batch: a.batch, lr: a.lr, weightDecay: a.weightDecay,
-      lambda: a.lambda, init: f32(a.init) });
+      seed: a.seed, hidden: a.hidden, ...(a.steps ? { steps: a.steps } : { epochs: a.epochs }), batch: a.batch, lr: a.lr,
+      weightDecay: a.weightDecay, lambda: a.lambda, init: f32(a.init) });
+    if (r.steps !== (a.steps ?? a.epochs * Math.ceil(a.targets.length * a.rank / a.batch))) throw new Error(`steps ${r.steps}`);
     const len = a.rank * a.cols, left = V.subarray(a.left * len, (a.left + 1) * len), right = V.subarray((a.left + 1) * len, (a.left + 2) * len);
     const pred = await predictRows(r.params, a.hidden, a.cols, left, right, a.rank);
     writeFileSync(a.params, r.params); writeFileSync(a.pred, pred);
@@ -75,8 +76,10 @@ def flat(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-@pytest.mark.parametrize("lam,wd", [(5e-4, 0.01), (0.3, 0.2)])
-def test_native_trainer_matches_torch_with_the_same_init_and_order(tmp_path: Path, lam: float, wd: float):
+# steps=None: 3 epochs. steps=23: two full epochs of 10 batches and 3 batches of a third
+# (its own shuffle), i.e. exactly 23 AdamW steps. steps=30 is the same run as 3 epochs.
+@pytest.mark.parametrize("lam,wd,steps", [(5e-4, 0.01, None), (0.3, 0.2, None), (5e-4, 0.01, 23), (5e-4, 0.01, 30)])
+def test_native_trainer_matches_torch_with_the_same_init_and_order(tmp_path: Path, lam: float, wd: float, steps: int | None):
     layers, rank, cols, hidden, batch, epochs, seed = 7, 37, 24, 32, 16, 3, 11
     targets = [1, 2, 4, 5]  # 148 samples: 9 full mini-batches and one of 4
     g = torch.Generator().manual_seed(5)
@@ -89,7 +92,7 @@ def test_native_trainer_matches_torch_with_the_same_init_and_order(tmp_path: Pat
     V.numpy().astype(np.float32).tofile(files["V"])
     init.tofile(files["init"])
     args = dict(files, layers=layers, rank=rank, cols=cols, targets=targets, seed=seed, hidden=hidden, epochs=epochs,
-                batch=batch, lr=1e-3, weightDecay=wd, **{"lambda": lam}, left=2)
+                batch=batch, lr=1e-3, weightDecay=wd, **{"lambda": lam}, left=2, steps=steps)
     (tmp_path / "args.json").write_text(json.dumps(args))
     script = tmp_path / "train.mjs"
     script.write_text(NODE % json.dumps((ROOT / "dist" / "src" / "native" / "index.js").as_uri()))
@@ -103,17 +106,22 @@ def test_native_trainer_matches_torch_with_the_same_init_and_order(tmp_path: Pat
     # The reference: torch's own AdamW and autograd on the oracle's loss, fed the addon's batches.
     X, Y = oracle.training_set(list(V), targets)  # sample s = (targets[s // rank], s % rank), as in the addon
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=wd)
-    torch_losses = []
-    for order in native_order(seed, len(X), epochs):
-        total, steps = 0.0, 0
+    batches = -(-len(X) // batch)
+    budget = steps if steps is not None else epochs * batches
+    torch_losses, taken = [], 0
+    for order in native_order(seed, len(X), -(-budget // batches)):
+        total, n = 0.0, 0
         for b in range(0, len(order), batch):
+            if taken == budget:
+                break
             idx = torch.tensor(order[b:b + batch])
             opt.zero_grad()
             loss = oracle.lesa_loss(model(X[idx]), Y[idx], lam)
             loss.backward()
             opt.step()
-            total, steps = total + loss.item(), steps + 1
-        torch_losses.append(total / steps)
+            total, n, taken = total + loss.item(), n + 1, taken + 1
+        torch_losses.append(total / n)
+    assert taken == budget
 
     np.testing.assert_allclose(native_losses, torch_losses, rtol=1e-5)
     ref = flat(model)

@@ -3,6 +3,7 @@ import { UserError } from '../errors.js';
 import { expand } from '../expand.js';
 import type { Resources } from '../plan/resources.js';
 import type { Plan } from '../plan/recipe.js';
+import { predictorStepsArg } from '../methods/lesa/budget.js';
 import { bytesArg, choiceArg, intArg, listArg, numArg } from './args.js';
 import type { Command, CommandIO } from './main.js';
 
@@ -21,6 +22,7 @@ export const expandCommand: Command = {
     seed: { type: 'string' },
     'match-norm': { type: 'boolean' },
     epochs: { type: 'string' },
+    'predictor-steps': { type: 'string' },
     lambda: { type: 'string' },
     hidden: { type: 'string' },
     lr: { type: 'string' },
@@ -44,8 +46,13 @@ export const expandCommand: Command = {
     if (!v['dry-run'] && !s('output')) throw new UserError('-o/--output is required: the directory to write the grown model to');
     const threads = intArg('threads', s('threads'), 1, 1024);
     if (threads !== undefined) (await import('../native/index.js')).setThreads(threads);
+    const predictorSteps = predictorStepsArg(s('predictor-steps'));
+    if (typeof predictorSteps === 'number' && s('epochs') !== undefined) {
+      throw new UserError('give --epochs or --predictor-steps N, not both (--epochs scales only --predictor-steps llama-3-8b)');
+    }
     const lesa = {
       epochs: intArg('epochs', s('epochs'), 1, 100000),
+      predictorSteps,
       lambda: numArg('lambda', s('lambda'), 0, 1),
       hidden: intArg('hidden', s('hidden'), 1, 65536),
       lr: numArg('lr', s('lr'), 0, 10, true),

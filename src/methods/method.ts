@@ -3,9 +3,15 @@ import type { ModelLayout } from '../arch/index.js';
 import type { PlacementStrategy } from '../plan/placement.js';
 import type { Plan } from '../plan/recipe.js';
 import type { PrepareResources } from '../plan/resources.js';
+import type { PredictorSteps } from './lesa/budget.js';
 
 export interface LesaOptions {
   epochs: number;
+  /**
+   * Predictor budget in AdamW steps per weight type, instead of `epochs` passes: a number, or
+   * 'llama-3-8b' (the steps the same type of Llama-3-8B gets from `epochs` epochs).
+   */
+  predictorSteps?: PredictorSteps;
   lambda: number;
   hidden: number;
   lr: number;
@@ -31,9 +37,10 @@ export interface ExpandOptions {
   lesa: LesaOptions;
 }
 
+/** The notebooks' settings (yangyifei729/LESA): 10 epochs, layer 0's norms and biases. */
 export const defaultLesaOptions: LesaOptions = {
   epochs: 10, lambda: 5e-4, hidden: 256, lr: 1e-3, batch: 64, weightDecay: 0.01,
-  fill: 'mean', zeroOut: false, maxMemory: 4 * 2 ** 30,
+  fill: 'layer0', zeroOut: false, maxMemory: 4 * 2 ** 30,
 };
 
 export interface MethodContext {

@@ -133,7 +133,13 @@ export interface TrainPredictorOptions {
   targets: Int32Array;
   seed: number;
   hidden?: number;
+  /** Passes over the samples; or give `steps` instead. */
   epochs?: number;
+  /**
+   * Exactly this many AdamW steps, cycling epochs (each freshly shuffled, as with `epochs`);
+   * the last epoch stops early. steps = epochs * ceil(samples / batch) is the same run as `epochs`.
+   */
+  steps?: number;
   batch?: number;
   lr?: number;
   weightDecay?: number;
@@ -147,13 +153,20 @@ export interface TrainPredictorOptions {
 export interface TrainedPredictor {
   /** Packed as predictorLayout(hidden, cols) describes. */
   params: Float32Array;
-  /** Mean mini-batch loss of each epoch. */
+  /** Mean mini-batch loss of each epoch (the last one over the steps it ran). */
   epochLosses: Float64Array;
+  /** Optimizer steps taken. */
+  steps: number;
 }
 
 export const TRAIN_DEFAULTS = { hidden: 256, epochs: 10, batch: 64, lr: 1e-3, weightDecay: 0.01, lambda: 5e-4 } as const;
 
-const TRAIN_KEYS = ['V', 'layers', 'rank', 'cols', 'targets', 'seed', 'init', 'onProgress', ...Object.keys(TRAIN_DEFAULTS)];
+const TRAIN_KEYS = ['V', 'layers', 'rank', 'cols', 'targets', 'seed', 'init', 'onProgress', 'steps', ...Object.keys(TRAIN_DEFAULTS)];
+
+/** Mini-batches (= optimizer steps) in one epoch of `samples` samples. */
+export function stepsPerEpoch(samples: number, batch: number): number {
+  return Math.ceil(samples / batch);
+}
 
 /**
  * Trains LESA's predictor (docs/method.md section 2, items 3-6) with AdamW on shuffled
@@ -176,8 +189,12 @@ export async function trainPredictor(options: TrainPredictorOptions): Promise<Tr
   if (targets.length * rank > 2 ** 32 - 1) throw new RangeError(`Too many samples: ${targets.length} targets * rank ${rank} exceeds 2^32-1`);
   const seed = expectSafeInteger(o.seed, 'seed');
   const hidden = expectDim(o.hidden ?? TRAIN_DEFAULTS.hidden, 'hidden');
-  const epochs = expectDim(o.epochs ?? TRAIN_DEFAULTS.epochs, 'epochs');
   const batch = expectDim(o.batch ?? TRAIN_DEFAULTS.batch, 'batch');
+  if (o.epochs !== undefined && o.steps !== undefined) throw new TypeError('Expected epochs or steps, not both');
+  const perEpoch = stepsPerEpoch(targets.length * rank, batch);
+  const steps = o.steps !== undefined ? expectDim(o.steps, 'steps', 2 ** 40) : expectDim(o.epochs ?? TRAIN_DEFAULTS.epochs, 'epochs') * perEpoch;
+  if (!Number.isSafeInteger(steps)) throw new RangeError(`Too many steps: ${steps}`);
+  const epochs = Math.ceil(steps / perEpoch);
   const lr = expectFinite(o.lr ?? TRAIN_DEFAULTS.lr, 'lr', 0);
   const weightDecay = expectFinite(o.weightDecay ?? TRAIN_DEFAULTS.weightDecay, 'weightDecay', 0);
   const lambda = expectFinite(o.lambda ?? TRAIN_DEFAULTS.lambda, 'lambda', 0, 1);
@@ -189,11 +206,11 @@ export async function trainPredictor(options: TrainPredictorOptions): Promise<Tr
   const epochLosses = new Float64Array(epochs);
   await withCallerStack(() =>
     loadNative().trainPredictor({
-      ...source, layers, rank, cols, targets, hidden, epochs, batch, lr, weightDecay, lambda, seed,
+      ...source, layers, rank, cols, targets, hidden, epochs, steps, batch, lr, weightDecay, lambda, seed,
       initialize: o.init === undefined, params, epochLosses, onProgress: o.onProgress,
     }),
   );
-  return { params, epochLosses };
+  return { params, epochLosses, steps };
 }
 
 function coefficientSource(V: unknown, total: number): { V?: Float32Array; path?: string; offset: number } {

@@ -69,8 +69,8 @@ export const lesa: Method = {
       });
       hooks.phase('train', { type, samples: (layout.layers - 2) * d.rank });
       const p = await train(d, interiorLayers(layout.layers), o, typeSeed(options.seed, type),
-        (epoch, b, bt, loss) => step('train')((epoch - 1) * bt + b, o.epochs * bt, { epoch, loss }));
-      hooks.phase('predict', { type, finalLoss: p.epochLosses[p.epochLosses.length - 1] });
+        (done, steps, epoch, loss) => step('train')(done, steps, { epoch, loss }));
+      hooks.phase('predict', { type, steps: p.steps, finalLoss: p.epochLosses[p.epochLosses.length - 1] });
       const US = basis(d);
       const dtype = layout.typeInfo.get(type)!.dtype as FloatDType;
       const gaps = wanted.get(type)!;

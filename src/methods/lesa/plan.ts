@@ -2,6 +2,7 @@ import { layerTensorName, type LayerTensor } from '../../arch/index.js';
 import type { Plan, Recipe } from '../../plan/recipe.js';
 import type { MethodContext } from '../method.js';
 import { identityRecipes, perGapPlan } from '../per-gap.js';
+import { trainingSteps } from './budget.js';
 
 /**
  * LESA's plan: every linear weight of a new layer between j and j+1 is predicted from
@@ -13,8 +14,9 @@ export function lesaPlan(ctx: MethodContext): Plan {
   const silence = o.zeroOut ? identityRecipes(ctx) : new Map<string, Recipe>();
   const name = (i: number, lt: LayerTensor) => layerTensorName(layout.arch, i, lt);
   const options = {
-    seed: ctx.options.seed, epochs: o.epochs, lambda: o.lambda, hidden: o.hidden, lr: o.lr,
+    seed: ctx.options.seed, epochs: typeof o.predictorSteps === 'number' ? null : o.epochs, lambda: o.lambda, hidden: o.hidden, lr: o.lr,
     batch: o.batch, weightDecay: o.weightDecay, fill: o.fill, zeroOut: o.zeroOut,
+    predictorSteps: o.predictorSteps ?? null, stepsPerType: stepsPerType(ctx),
   };
   return perGapPlan(ctx, 'lesa', options, true, (j) => `LESA(${j},${j + 1})${o.zeroOut ? ', outputs zeroed' : ''}`,
     (j, lt): Recipe => {
@@ -24,6 +26,20 @@ export function lesaPlan(ctx: MethodContext): Plan {
       if (o.fill === 'layer0') return { kind: 'copy', src: name(0, lt) };
       return { kind: 'mean', srcs: [name(j, lt), name(j + 1, lt)] };
     });
+}
+
+/** The budget each linear type's predictor trains for, from shapes alone (recorded in lesa.json). */
+export function stepsPerType(ctx: MethodContext): Record<string, number> {
+  const { layout } = ctx;
+  const out: Record<string, number> = {};
+  for (const lt of layout.arch.layerTensors) {
+    const info = layout.typeInfo.get(lt.type);
+    if (lt.role !== 'linear' || !info) continue;
+    const [rows, cols] = info.shape;
+    const rank = Math.min(rows, layout.layers * cols);
+    out[lt.type] = trainingSteps(ctx.options.lesa, lt.type, (layout.layers - 2) * rank);
+  }
+  return out;
 }
 
 /** The weight types a plan asks LESA to predict, and the gaps each is needed for. */

@@ -1,17 +1,20 @@
 import { UserError } from '../../errors.js';
-import { countNonFinite, getThreads, predictRows, reconstruct, setThreads, trainPredictor } from '../../native/index.js';
+import { countNonFinite, getThreads, predictRows, reconstruct, setThreads, stepsPerEpoch, trainPredictor } from '../../native/index.js';
 import type { LesaOptions } from '../method.js';
 import { basis, block, type Decomposition } from './decompose.js';
+import { trainingSteps } from './budget.js';
 
 export interface Predictor {
   params: Float32Array;
   hidden: number;
   epochLosses: Float64Array;
+  steps: number;
 }
 
-export type TrainProgress = (epoch: number, batchDone: number, batchTotal: number, loss: number) => void;
+/** `step` counts from 1 to `steps` over all epochs. */
+export type TrainProgress = (step: number, steps: number, epoch: number, loss: number) => void;
 
-/** Fits G_T on samples ([V_{i-1}[k], V_{i+1}[k]] -> V_i[k]) for every target layer i. */
+/** Fits G_T on samples ([V_{i-1}[k], V_{i+1}[k]] -> V_i[k]) for every target layer i, for trainingSteps AdamW steps. */
 export async function train(d: Decomposition, targets: number[], o: LesaOptions, seed: number, onProgress?: TrainProgress): Promise<Predictor> {
   const V = d.V.kind === 'memory' ? d.V.data : { path: d.V.path, offset: d.V.offset };
   // Batch-64 GEMMs are too small to share: a second BLAS thread cost 3x the CPU for no gain
@@ -26,12 +29,14 @@ export async function train(d: Decomposition, targets: number[], o: LesaOptions,
 }
 
 async function fit(V: Float32Array | { path: string; offset: number }, d: Decomposition, targets: number[], o: LesaOptions, seed: number, onProgress?: TrainProgress): Promise<Predictor> {
+  const steps = trainingSteps(o, d.type, targets.length * d.rank);
+  const perEpoch = stepsPerEpoch(targets.length * d.rank, o.batch);
   const { params, epochLosses } = await trainPredictor({
     V, layers: d.layers, rank: d.rank, cols: d.cols, targets: Int32Array.from(targets),
-    hidden: o.hidden, epochs: o.epochs, batch: o.batch, lr: o.lr, weightDecay: o.weightDecay, lambda: o.lambda,
-    seed, onProgress,
+    hidden: o.hidden, steps, batch: o.batch, lr: o.lr, weightDecay: o.weightDecay, lambda: o.lambda,
+    seed, onProgress: onProgress && ((epoch, b, _bt, loss) => onProgress((epoch - 1) * perEpoch + b, steps, epoch, loss)),
   });
-  return { params, hidden: o.hidden, epochLosses };
+  return { params, hidden: o.hidden, epochLosses, steps };
 }
 
 /** W' = U diag(S) G_T([V_left, V_right]) for a layer between `left` and `right`. */
