@@ -44,7 +44,7 @@ def test_predicted_layers_load_and_are_not_copies(fx, tmp_path):
     src = fx("tiny-qwen2-f32")
     L = layers_of(src)
     out = tmp_path / "out"
-    lesa("expand", src, "-o", out, "--method", "lesa", "--target-layers", L + 2, "--epochs", "3", "--quiet")
+    lesa("expand", src, "-o", out, "--method", "lesa", "--target-layers", L + 2, "--epochs", "3", "--fill", "mean", "--quiet")
     assert hfcheck.check(out)["ok"]
     m = manifest(out)
     src_t, out_t = read_all(src), read_all(out)
@@ -57,7 +57,7 @@ def test_predicted_layers_load_and_are_not_copies(fx, tmp_path):
             assert torch.isfinite(got).all()
             for i in range(L):
                 assert not torch.equal(got, src_t[f"{prefix}{i}.{suf}"]), f"new layer {new} {suf} is a copy of layer {i}"
-        # --fill mean (default): biases and norms are the neighbours' mean
+        # --fill mean: biases and norms are the neighbours' mean
         j = next(l for l in m["layers"] if l["out"] == new)["between"][0]
         b = f"self_attn.q_proj.bias"
         assert torch.equal(out_t[f"{prefix}{new}.{b}"], (src_t[f"{prefix}{j}.{b}"] + src_t[f"{prefix}{j + 1}.{b}"]) / 2)
