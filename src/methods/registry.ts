@@ -6,10 +6,11 @@ import { llamaPro } from './llama-pro.js';
 import { otFuse } from './ot-fuse.js';
 import type { Method } from './method.js';
 import { random } from './random.js';
+import { randSvd } from './rand-svd.js';
 import { solar } from './solar.js';
 import { stack } from './stack.js';
 
-export const methods: readonly Method[] = [lesa, copy, llamaPro, average, random, solar, stack, otFuse];
+export const methods: readonly Method[] = [lesa, copy, llamaPro, average, random, randSvd, solar, stack, otFuse];
 
 /** Methods `--align` changes, for messages. */
 export function alignable(): string {

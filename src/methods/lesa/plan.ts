@@ -9,16 +9,26 @@ import { trainingSteps } from './budget.js';
  * the two neighbours' SVD coefficients; the other tensors come from --fill.
  */
 export function lesaPlan(ctx: MethodContext): Plan {
-  const { layout } = ctx;
   const o = ctx.options.lesa;
-  const silence = o.zeroOut ? identityRecipes(ctx) : new Map<string, Recipe>();
-  const name = (i: number, lt: LayerTensor) => layerTensorName(layout.arch, i, lt);
   const options = {
     seed: ctx.options.seed, epochs: typeof o.predictorSteps === 'number' ? null : o.epochs, lambda: o.lambda, hidden: o.hidden, lr: o.lr,
     batch: o.batch, weightDecay: o.weightDecay, fill: o.fill, zeroOut: o.zeroOut,
     predictorSteps: o.predictorSteps ?? null, stepsPerType: stepsPerType(ctx),
   };
-  return perGapPlan(ctx, 'lesa', options, true, (j) => `LESA(${j},${j + 1})${o.zeroOut ? ', outputs zeroed' : ''}`,
+  return predictedPlan(ctx, 'lesa', options, (j) => `LESA(${j},${j + 1})`);
+}
+
+/**
+ * A plan whose new layer between j and j+1 has every linear weight built from the type's
+ * SVD (a 'predicted' recipe, served by preparePredicted) and the other tensors from --fill;
+ * with --zero-out the residual outputs are silenced instead.
+ */
+export function predictedPlan(ctx: MethodContext, method: string, options: Record<string, unknown>, how: (j: number) => string): Plan {
+  const { layout } = ctx;
+  const o = ctx.options.lesa;
+  const silence = o.zeroOut ? identityRecipes(ctx) : new Map<string, Recipe>();
+  const name = (i: number, lt: LayerTensor) => layerTensorName(layout.arch, i, lt);
+  return perGapPlan(ctx, method, options, true, (j) => `${how(j)}${o.zeroOut ? ', outputs zeroed' : ''}`,
     (j, lt): Recipe => {
       const quiet = silence.get(lt.type);
       if (quiet) return quiet;
