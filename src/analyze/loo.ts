@@ -32,7 +32,15 @@ export function closeness(guess: Float32Array, truth: Float32Array): Closeness {
   return { relError: Math.sqrt(dd) / nt, cosine: ng > 0 && nt > 0 ? gt / (ng * nt) : 0, normRatio: ng / nt };
 }
 
-function frob(x: Float32Array): number {
+/** Normal entries at the neighbours' mean Frobenius norm: the control with no structure at all. */
+export function sizeMatchedRandom(prev: Float32Array, next: Float32Array, seed: number): Float32Array {
+  const rnd = gaussian(prev.length, seed, 1);
+  const scale = (frob(prev) + frob(next)) / 2 / frob(rnd);
+  for (let e = 0; e < rnd.length; e++) rnd[e] *= scale;
+  return rnd;
+}
+
+export function frob(x: Float32Array): number {
   let s = 0;
   for (let i = 0; i < x.length; i++) s += x[i] * x[i];
   return Math.sqrt(s);
@@ -65,9 +73,7 @@ export async function looForType(
     const [prev, truth, next] = await Promise.all([i - 1, i, i + 1].map((j) => readLayer(ckpt, layout, type, j)));
     const avg = new Float32Array(truth.length);
     for (let e = 0; e < avg.length; e++) avg[e] = (prev[e] + next[e]) / 2;
-    const rnd = gaussian(truth.length, (typeSeed(seed + 1, type) ^ i) >>> 0, 1);
-    const scale = (frob(prev) + frob(next)) / 2 / frob(rnd);
-    for (let e = 0; e < rnd.length; e++) rnd[e] *= scale;
+    const rnd = sizeMatchedRandom(prev, next, (typeSeed(seed + 1, type) ^ i) >>> 0);
     rows.push({ type, layer: i, lesa: closeness(predicted, truth), copy: closeness(prev, truth), average: closeness(avg, truth), random: closeness(rnd, truth) });
     onLayer?.(k + 1, layers.length);
   }

@@ -12,6 +12,8 @@ import { buildReport, defaultLooLayers, writeReport } from '../analyze/report/in
 import { defaultLesaOptions } from '../methods/method.js';
 import { interiorLayers } from '../methods/lesa/predictor.js';
 import { bytesArg, intArg, listArg, numArg } from './args.js';
+import { predictorStepsArg } from '../methods/lesa/budget.js';
+import { formatInformation, informationStudy } from '../analyze/information.js';
 import type { Command, CommandIO } from './main.js';
 
 /** Report mode: leave-one-out is one predictor training per layer and type, so sample it. */
@@ -22,6 +24,8 @@ export const analyzeCommand: Command = {
   summary: 'Leave-one-layer-out predictability per weight type and layer: LESA next to copy, average and a size-matched random matrix. '
     + 'With --report OUT/: a self-contained HTML page, PNG figures and report.json (spectrum, energy, coefficient trajectories, '
     + 'leave-one-out heat maps, layer similarity, and `lesa compare` results given with --compare DIR). '
+    + 'With --information: does LESA carry information? On the held-out layers, cosine, norm ratio, mean-row energy share and σ₁/‖Ŵ‖_F '
+    + `of LESA at --epochs (default ${defaultLesaOptions.epochs}) and at Llama-3-8B's step count, beside rand-svd and a size-matched random matrix (also in the report). `
     + `In report mode leave-one-out defaults to ${REPORT_LOO_LAYERS} evenly spaced interior layers and --loo-epochs ${REPORT_LOO_EPOCHS}; --no-loo skips it.`,
   positionals: 'DIR',
   options: {
@@ -38,6 +42,8 @@ export const analyzeCommand: Command = {
     compare: { type: 'string' },
     gaps: { type: 'string' },
     align: { type: 'boolean' },
+    information: { type: 'boolean' },
+    'predictor-steps': { type: 'string' },
   },
   async run(v, pos, io: CommandIO) {
     if (pos.length !== 1) throw new UserError('usage: lesa analyze DIR [--types q_proj,...] [--layers 5,15,25] [--epochs N] [--report OUT/ [--loo-epochs N] [--no-loo] [--compare DIR]]');
@@ -47,6 +53,8 @@ export const analyzeCommand: Command = {
     if (!reportDir) {
       for (const k of ['loo-epochs', 'no-loo', 'compare']) if (v[k] !== undefined) throw new UserError(`--${k} only applies with --report OUT/`);
     }
+    if (v.information && v['no-loo']) throw new UserError('--information runs on the leave-one-out layers; drop --no-loo');
+    if (v.information && v.gaps !== undefined) throw new UserError('--gaps is its own mode; drop --information');
     if (v['no-loo'] && (v.layers !== undefined || v['loo-epochs'] !== undefined || v.epochs !== undefined)) {
       throw new UserError('--no-loo skips leave-one-out; drop --layers/--epochs/--loo-epochs or drop --no-loo');
     }
@@ -75,15 +83,20 @@ export const analyzeCommand: Command = {
         lambda: numArg('lambda', s('lambda'), 0, 1) ?? defaultLesaOptions.lambda,
         hidden: intArg('hidden', s('hidden'), 1, 65536) ?? defaultLesaOptions.hidden,
         maxMemory: bytesArg('max-memory', s('max-memory')) ?? defaultLesaOptions.maxMemory,
+        predictorSteps: predictorStepsArg(s('predictor-steps')),
       };
+      if (typeof lesa.predictorSteps === 'number' && (s('epochs') ?? s('loo-epochs')) !== undefined) {
+        throw new UserError('give --epochs or --predictor-steps N, not both (--epochs scales only --predictor-steps llama-3-8b)');
+      }
       const seed = intArg('seed', s('seed'), 0, 2 ** 32 - 1) ?? 0;
       if (reportDir) {
         const data = await buildReport(ckpt, layout, {
-          types, loo: v['no-loo'] ? null : { layers, lesa, seed }, compareDir: s('compare'), scratchDir: scratch, maxMemory: lesa.maxMemory,
+          types, loo: v['no-loo'] ? null : { layers, lesa, seed }, information: Boolean(v.information), compareDir: s('compare'), scratchDir: scratch, maxMemory: lesa.maxMemory,
         }, io.reporter);
         const written = await writeReport(reportDir, data);
         const lines = [];
         if (data.loo) lines.push(formatTable(data.loo.rows, data.loo.summary), '');
+        if (data.information) lines.push(formatInformation(data.information, data.information.layers), '');
         if (data.compare && !data.compare.ok) lines.push(`compare: ${data.compare.reason}`);
         lines.push(`report: ${written.html}`, `data:   ${written.json}`, `figures: ${written.png.length} PNG files in ${reportDir}`);
         io.print(lines.join('\n'), { report: written.html, json: written.json, png: written.png, seconds: data.seconds, loo: data.loo?.summary ?? null, compare: data.compare });
@@ -103,6 +116,12 @@ export const analyzeCommand: Command = {
           ...(alignment ? [alignmentLine(alignment.summary)] : []),
         ].join('\n');
         io.print(text, { checkpoint: ckpt.dir, aligned: Boolean(v.align), alignment, types, layers: perLayer, gaps, after });
+        return;
+      }
+      if (v.information) {
+        const result = await informationStudy(ckpt, layout, { types, layers, lesa, seed, scratchDir: scratch }, io.reporter);
+        const options = { types, layers, epochs: lesa.epochs, predictorSteps: lesa.predictorSteps ?? null, lambda: lesa.lambda, hidden: lesa.hidden, lr: lesa.lr, batch: lesa.batch, weightDecay: lesa.weightDecay, seed, align: Boolean(v.align) };
+        io.print(formatInformation(result, layers), { checkpoint: ckpt.dir, layers: layout.layers, options, note: 'the SVD basis includes the held-out layer (it is the model\'s own basis)', alignment, ...result });
         return;
       }
       const rows = await leaveOneOut(ckpt, layout, { types, layers, lesa, seed, scratchDir: scratch }, io.reporter);

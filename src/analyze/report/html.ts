@@ -2,6 +2,7 @@
 import type { Figure } from './charts.js';
 import { fmt } from './charts.js';
 import type { ReportData } from './types.js';
+import { GUESSES } from '../information.js';
 
 export const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -49,6 +50,17 @@ ${fig('loo-error')}${fig('loo-cosine')}
 ${table(['type', 'method', 'rel. error', 'cosine', 'norm ratio'], rows)}`;
   } else {
     s3 = `<h2 id="loo">3. Leave-one-layer-out predictability</h2><p class="note">Not computed: ${esc(d.looSkipped ?? 'skipped')}.</p>`;
+  }
+  if (d.information) {
+    const inf = d.information;
+    const label = { lesa: 'LESA', 'lesa-step-matched': 'LESA, Llama-3-8B steps', 'rand-svd': 'rand-svd', random: 'random' } as const;
+    const rows = Object.entries(inf.summary).flatMap(([type, s]) => [
+      [type, 'truth W', '', fmt(1), fmt(1), fmt(s.truth.meanRowShare), fmt(s.truth.sigma1Share)],
+      ...GUESSES.map((g) => [type, label[g], g === 'lesa' || g === 'lesa-step-matched' ? inf.steps[type][g] : '', fmt(s.guesses[g].cosine), fmt(s.guesses[g].normRatio), fmt(s.guesses[g].meanRowShare), fmt(s.guesses[g].sigma1Share)]),
+    ]);
+    s3 += `<h3 id="information">Does LESA carry information?</h3>
+<p class="note">Held-out layers ${esc(inf.layers.join(', '))}. LESA trained without the held-out layer at the budget above and at the AdamW steps the same weight type of Llama-3-8B gets from the same epochs; rand-svd: random coefficients in the same U·diag(S) basis; random: normal entries; both at the neighbours' mean norm. A LESA row no closer to the truth than rand-svd carries no information about the layer. meanrow: share of the guess's energy in its mean row; σ₁/‖Ŵ‖_F: 1 for a rank-one guess (collapse).</p>
+${table(['type', 'guess', 'steps', 'cosine', 'norm ratio', 'mean-row share', 'σ₁/‖Ŵ‖_F'], rows)}`;
   }
   const s4 = `<h2 id="similarity">4. Layer-to-layer similarity</h2>
 ${fig('similarity')}${fig('similarity-weight')}

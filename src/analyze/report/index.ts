@@ -10,6 +10,7 @@ import type { LesaOptions } from '../../methods/method.js';
 import { block, decompose } from '../../methods/lesa/decompose.js';
 import type { Reporter } from '../../report/reporter.js';
 import { summarize, type LooRow } from '../loo.js';
+import { informationForType, summarizeInformation, type InformationResult, type InformationRow } from '../information.js';
 import { bandMean, similarity, toRows } from '../similarity.js';
 import { blockRow, pathRoughness, pca2 } from '../trajectory.js';
 import { figures } from './charts.js';
@@ -27,6 +28,8 @@ export interface ReportOptions {
   types: string[];
   /** null: no leave-one-out (--no-loo). */
   loo: { layers: number[]; lesa: LesaOptions; seed: number } | null;
+  /** Also the information table (informationForType) on the leave-one-out layers; needs `loo`. */
+  information?: boolean;
   compareDir?: string;
   scratchDir: string;
   maxMemory: number;
@@ -41,6 +44,8 @@ export async function buildReport(ckpt: Checkpoint, layout: ModelLayout, o: Repo
   const L = layout.layers;
   const types: TypeReport[] = [];
   const looRows: LooRow[] = [];
+  const infoRows: InformationRow[] = [];
+  const infoSteps: InformationResult['steps'] = {};
   const row = o.trajectoryRow ?? 0;
   for (const [t, type] of o.types.entries()) {
     const detail = { type, typeIndex: t + 1, types: o.types.length };
@@ -62,6 +67,13 @@ export async function buildReport(ckpt: Checkpoint, layout: ModelLayout, o: Repo
       reporter.phase('leave-one-out', detail);
       looRows.push(...await looForType(ckpt, layout, d, o.loo.layers, o.loo.lesa, o.loo.seed,
         (done, total) => reporter.progress(done, total, { ...detail, phase: 'leave-one-out' })));
+      if (o.information) {
+        reporter.phase('information', detail);
+        const r = await informationForType(ckpt, layout, d, o.loo.layers, o.loo.lesa, o.loo.seed,
+          (done, total) => reporter.progress(done, total, { ...detail, phase: 'information' }));
+        infoRows.push(...r.rows);
+        infoSteps[type] = r.steps;
+      }
     }
     types.push({
       type,
@@ -88,6 +100,7 @@ export async function buildReport(ckpt: Checkpoint, layout: ModelLayout, o: Repo
       note: LOO_NOTE, rows: looRows, summary: summarize(looRows),
     } : null,
     looSkipped: o.loo ? undefined : '--no-loo was given',
+    information: o.loo && o.information ? { layers: o.loo.layers, steps: infoSteps, rows: infoRows, summary: summarizeInformation(infoRows) } : null,
     compare: o.compareDir ? await readCompare(o.compareDir) : null,
     seconds: (Date.now() - t0) / 1000,
   };

@@ -1,3 +1,4 @@
+import type { InformationResult } from '../information.js';
 import type { Closeness, LooRow } from '../loo.js';
 import type { CompareResult } from './compare.js';
 import type { Spectrum } from './spectrum.js';
@@ -48,6 +49,8 @@ export interface ReportData {
   } | null;
   /** Why LOO is absent (e.g. --no-loo). */
   looSkipped?: string;
+  /** `--information`: LESA at both budgets beside rand-svd and random on the leave-one-out layers. */
+  information?: (InformationResult & { layers: number[] }) | null;
   compare: CompareResult | null;
   seconds: number;
 }
