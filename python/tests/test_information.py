@@ -1,0 +1,93 @@
+"""`lesa analyze --information`: the metrics against numpy on the same tensors, and the budgets it trained."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file
+
+from _cli import ROOT, lesa, layers_of
+
+NODE = textwrap.dedent("""
+    import { readFileSync } from 'node:fs';
+    import { shapeOf } from %s;
+    import { closeness } from %s;
+    const a = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+    const f32 = (p) => { const b = readFileSync(p); return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); };
+    const out = [];
+    for (const c of a.cases) {
+      const g = f32(c.guess), t = f32(c.truth);
+      out.push({ ...await shapeOf(g, c.rows, c.cols), ...closeness(g, t) });
+    }
+    console.log(JSON.stringify(out));
+""")
+
+
+def numpy_metrics(g: np.ndarray, t: np.ndarray) -> dict[str, float]:
+    g64, t64 = g.astype(np.float64), t.astype(np.float64)
+    fro = np.linalg.norm(g64)
+    return {
+        "meanRowShare": float(np.sum(g64.mean(axis=0) ** 2) * g.shape[0] / fro**2),
+        "sigma1Share": float(np.linalg.svd(g64, compute_uv=False)[0] / fro),
+        "cosine": float(np.sum(g64 * t64) / (fro * np.linalg.norm(t64))),
+        "normRatio": float(fro / np.linalg.norm(t64)),
+    }
+
+
+def test_metrics_match_numpy(tmp_path: Path):
+    rng = np.random.default_rng(3)
+    cases, expected = [], []
+    shapes = [(40, 17), (17, 40), (33, 33)]
+    for k, (rows, cols) in enumerate(shapes):
+        t = rng.standard_normal((rows, cols)).astype(np.float32)
+        for kind in ("noise", "collapsed", "related"):
+            if kind == "noise":
+                g = rng.standard_normal((rows, cols))
+            elif kind == "collapsed":  # one row repeated plus a little noise: meanrow and σ1/F near 1
+                g = np.tile(rng.standard_normal(cols), (rows, 1)) + 0.05 * rng.standard_normal((rows, cols))
+            else:
+                g = 0.7 * t + 0.3 * rng.standard_normal((rows, cols))
+            g = g.astype(np.float32)
+            paths = {n: tmp_path / f"{k}-{kind}-{n}.f32" for n in ("guess", "truth")}
+            g.tofile(paths["guess"])
+            t.tofile(paths["truth"])
+            cases.append({"guess": str(paths["guess"]), "truth": str(paths["truth"]), "rows": rows, "cols": cols})
+            expected.append(numpy_metrics(g, t))
+    (tmp_path / "args.json").write_text(json.dumps({"cases": cases}))
+    script = tmp_path / "m.mjs"
+    dist = ROOT / "dist" / "src" / "analyze"
+    script.write_text(NODE % (json.dumps((dist / "information.js").as_uri()), json.dumps((dist / "loo.js").as_uri())))
+    p = subprocess.run(["node", str(script), str(tmp_path / "args.json")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    got = json.loads(p.stdout)
+    for g, e in zip(got, expected):
+        for key, want in e.items():
+            assert abs(g[key] - want) < 1e-5, (key, g[key], want)
+    collapsed = expected[1]
+    assert collapsed["meanRowShare"] > 0.9 and collapsed["sigma1Share"] > 0.9  # the cases do differ
+
+
+def test_information_cli_reports_truth_controls_and_budgets(fx):
+    src = fx("tiny-llama-f32")
+    L, held = layers_of(src), 3
+    p = lesa("analyze", src, "--information", "--types", "k_proj", "--layers", held, "--epochs", "1", "--json")
+    out = json.loads(p.stdout)
+    w = {k: v for f in sorted(src.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
+    k = [w[f"model.layers.{i}.self_attn.k_proj.weight"] for i in (held - 1, held, held + 1)]
+    row = out["rows"][0]
+    assert (row["type"], row["layer"]) == ("k_proj", held)
+    truth = numpy_metrics(k[1], k[1])
+    assert abs(row["truth"]["meanRowShare"] - truth["meanRowShare"]) < 1e-5
+    assert abs(row["truth"]["sigma1Share"] - truth["sigma1Share"]) < 1e-5
+    # Both controls sit at the neighbours' mean norm, computed here.
+    ratio = (np.linalg.norm(k[0].astype(np.float64)) + np.linalg.norm(k[2].astype(np.float64))) / 2 / np.linalg.norm(k[1].astype(np.float64))
+    for control in ("rand-svd", "random"):
+        assert abs(row["guesses"][control]["normRatio"] - ratio) < 1e-5, control
+    # Budgets: 1 epoch over the other L-3 interior layers; Llama-3-8B's k_proj (1024 rows) at 1 epoch.
+    rows, cols = k[1].shape
+    assert out["steps"]["k_proj"] == {"lesa": -(-(L - 3) * min(rows, L * cols) // 64), "lesa-step-matched": 1024 * 30 // 64}
+    assert out["summary"]["k_proj"]["guesses"]["lesa"]["cosine"] == row["guesses"]["lesa"]["cosine"]
