@@ -283,8 +283,28 @@ test('lesa analyze --report: --no-loo skips leave-one-out; a missing --compare d
   }
 });
 
+test('lesa analyze --report --information: the table in the page, the same numbers as lesa analyze --information', { skip: skipCli }, async () => {
+  const out = mkdtempSync(join(tmpdir(), 'lesa-report-'));
+  try {
+    await run(process.execPath, [BIN, 'analyze', TINY, '--report', out, '--types', 'k_proj', '--layers', '3', '--loo-epochs', '1', '--information', '--quiet']);
+    const d = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    assert.deepEqual(d.information.layers, [3]);
+    assert.equal(d.information.steps.k_proj['lesa-step-matched'], 480); // Llama-3-8B's k_proj: 1024 · 30 / 64 steps an epoch
+    const { stdout } = await run(process.execPath, [BIN, 'analyze', TINY, '--information', '--types', 'k_proj', '--layers', '3', '--epochs', '1', '--quiet', '--json']);
+    const cli = JSON.parse(stdout);
+    assert.deepEqual(d.information.rows, cli.rows);
+    assert.deepEqual(Object.keys(cli.rows[0].guesses), ['lesa', 'lesa-step-matched', 'rand-svd', 'random']);
+    const html = readFileSync(join(out, 'index.html'), 'utf8');
+    assert.match(html, /id="information"/);
+    assert.match(html, /<td>rand-svd<\/td>/);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test('lesa analyze: report-only options are refused without --report, and --no-loo with --layers', { skip: skipCli }, async () => {
-  for (const args of [['--no-loo'], ['--loo-epochs', '2'], ['--compare', '/tmp'], ['--report', join(tmpdir(), 'x'), '--no-loo', '--layers', '2']]) {
+  for (const args of [['--no-loo'], ['--loo-epochs', '2'], ['--compare', '/tmp'], ['--report', join(tmpdir(), 'x'), '--no-loo', '--layers', '2'],
+    ['--report', join(tmpdir(), 'x'), '--no-loo', '--information'], ['--information', '--gaps', '2'], ['--predictor-steps', 'paper'], ['--predictor-steps', '9', '--epochs', '2']]) {
     await assert.rejects(run(process.execPath, [BIN, 'analyze', TINY, ...args]), (e: { code?: number; stderr?: string }) => e.code === 2 && /^lesa: /.test(e.stderr ?? ''));
   }
 });
