@@ -126,7 +126,7 @@ export const analyzeCommand: Command = {
       }
       const rows = await leaveOneOut(ckpt, layout, { types, layers, lesa, seed, scratchDir: scratch }, io.reporter);
       const summary = summarize(rows);
-      const data = { checkpoint: ckpt.dir, layers: layout.layers, options: { types, layers, epochs: lesa.epochs, lambda: lesa.lambda, hidden: lesa.hidden, seed, align: Boolean(v.align) }, note: 'the SVD basis includes the left-out layer (it is the model\'s own basis)', alignment, summary, rows };
+      const data = { checkpoint: ckpt.dir, layers: layout.layers, options: { types, layers, epochs: lesa.epochs, predictorSteps: lesa.predictorSteps ?? null, lambda: lesa.lambda, hidden: lesa.hidden, seed, align: Boolean(v.align) }, note: 'the SVD basis includes the left-out layer (it is the model\'s own basis)', alignment, summary, rows };
       io.print([formatTable(rows, summary), ...(alignment ? [alignmentLine(alignment.summary)] : [])].join('\n'), data);
     } finally {
       await rm(scratch, { recursive: true, force: true });
