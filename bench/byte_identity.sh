@@ -27,7 +27,9 @@ run() { # $1 fixture dir, rest: expand args
     hash_dir "$(basename "$fx") [$*]" "$dest"
   else echo "$(basename "$fx") [$*] refused: $err"; fi
 }
-for fx in "$FIX"/tiny-*; do
+# The fixtures of the first before/after runs (new fixtures would add lines to one side only).
+for name in gemma2 gemma3 llama mistral olmo2 phi3 qwen2 qwen3; do for dt in bf16 f32; do
+  fx="$FIX/tiny-$name-$dt"
   L=$(layers "$fx")
   T=$((L + 2)); S=$(( (L + 2) % 2 == 0 ? L + 2 : L + 3 ))
   run "$fx" -m copy --target-layers $T
@@ -43,6 +45,6 @@ for fx in "$FIX"/tiny-*; do
   run "$fx" -m lesa --target-layers $T --epochs 2 --threads 2
   run "$fx" -m lesa --target-layers $T --epochs 2 --threads 1 --fill layer0 --zero-out --lambda 1e-3 --hidden 32 --batch 16 --lr 2e-3 --weight-decay 0.02 --seed 3
   run "$fx" -m lesa --target-layers $T --epochs 1 --align --threads 2 --max-memory 64KiB
-done
+done; done
 run "$FIX/smollm2-135m" -m llama-pro --target-layers 32
 run "$FIX/smollm2-135m" -m copy --target-layers 32 --after 3,20

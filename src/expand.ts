@@ -11,7 +11,9 @@ import { tempSibling } from './checkpoint/leftovers.js';
 import { CheckpointError, ioError } from './checkpoint/errors.js';
 import { duringNativeWork, registerAbortable, unregisterAbortable, type Abortable } from './checkpoint/cleanup.js';
 import { produce } from './execute/produce.js';
-import { defaultLesaOptions, type ExpandOptions, type LesaOptions, type MethodContext, type Prepared } from './methods/method.js';
+import type { ExpandOptions, MethodContext, Prepared } from './methods/method.js';
+import type { OptionValue } from './methods/options.js';
+import { MAX_GROWTH } from './methods/targets.js';
 import { alignable, methodByName } from './methods/registry.js';
 import { alignForReading } from './align/index.js';
 import { unitGeometry } from './align/units.js';
@@ -27,7 +29,7 @@ export interface ExpandRequest {
   input: string;
   output: string;
   method: string;
-  options: Partial<Omit<ExpandOptions, 'lesa'>> & { targetLayers: number; lesa?: Partial<LesaOptions> };
+  options: Partial<Omit<ExpandOptions, 'methodOptions'>> & { targetLayers: number; methodOptions?: Record<string, OptionValue> };
   force?: boolean;
   dryRun?: boolean;
   maxShardBytes?: number;
@@ -54,14 +56,13 @@ export function resolveOptions(o: ExpandRequest['options']): ExpandOptions {
     after: o.after,
     placement: o.placement,
     seed: o.seed ?? 0,
-    matchNorm: o.matchNorm ?? false,
     align: o.align ?? false,
-    lesa: { ...defaultLesaOptions, ...(o.lesa ?? {}) },
+    threads: o.threads,
+    methodOptions: o.methodOptions ?? {},
   };
 }
 
-/** Largest growth factor accepted for --target-layers (relative to the source depth). */
-export const MAX_GROWTH = 64;
+export { MAX_GROWTH };
 
 /** Opens and validates a checkpoint, then plans it with a method. Reads no tensor data. */
 export async function planExpansion(input: string, method: string, options: ExpandOptions): Promise<{ ckpt: Checkpoint; layout: ModelLayout; plan: Plan; ctx: MethodContext }> {
@@ -124,7 +125,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     await mkdir(scratch);
     let alignment: Record<string, number> | undefined;
     if (plan.options.align) {
-      const aligned = await duringNativeWork(() => alignForReading(input, ctx.layout, reporter));
+      const aligned = await duringNativeWork(() => alignForReading(input, ctx.layout, reporter, options.threads));
       ckpt = aligned.ckpt;
       alignment = aligned.summary;
     }

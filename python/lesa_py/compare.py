@@ -52,9 +52,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_BIN = ROOT / "dist" / "src" / "cli" / "bin.js"
-ALL_METHODS = ("lesa", "copy", "llama-pro", "average", "random", "solar", "stack", "ot-fuse")
+from .errors import UserError
+from .methods import DEFAULT_BIN, ROOT, catalogue, target_problem, use_bin
+
 DEFAULT_METHODS = "lesa,copy,llama-pro,average,random,solar"
 # Variants a method spec may add with "+": NAME+FLAG (e.g. lesa+zero-out, lesa+align+zero-out).
 VARIANT_FLAGS = {"zero-out": ["--zero-out"], "align": ["--align"], "mean-fill": ["--fill", "mean"],
@@ -62,10 +62,6 @@ VARIANT_FLAGS = {"zero-out": ["--zero-out"], "align": ["--align"], "mean-fill": 
 PLACEMENTS = ("top", "uniform", "bottom", "llama-pro")
 FIXTURES = Path.home() / ".cache" / "lesa" / "fixtures" / "text"
 EVAL_WINDOW, EVAL_STRIDE = 1024, 512
-
-
-class UserError(Exception):
-    """Printed as one line, exit status 2."""
 
 
 # ----------------------------------------------------------------------------
@@ -79,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("dir", help="original HF checkpoint (safetensors)")
     a("--target-layers", type=int, required=True)
     a("--out", required=True, help="report dir: report.md, results.json, *.png, runs/<method>/log.jsonl")
-    a("--methods", default=DEFAULT_METHODS, help=f"comma-separated, of {','.join(ALL_METHODS)}")
+    a("--methods", default=DEFAULT_METHODS,
+      help="comma-separated NAME[+VARIANT...][@PLACEMENT] specs; `lesa methods` lists the methods")
     a("--train", default=str(FIXTURES / "sotu.txt"), help="CPT training text")
     a("--eval", default=str(FIXTURES / "moby-dick.txt"), help="held-out text")
     a("--steps", type=int, default=60)
@@ -112,9 +109,12 @@ def check_args(args) -> list[str]:
     d = Path(args.dir)
     if not (d / "config.json").is_file():
         raise UserError(f"{d}: not a checkpoint directory (no config.json)")
+    if not Path(args.lesa_bin).is_file():
+        raise UserError(f"{args.lesa_bin} missing: build the CLI first (npx tsc -p tsconfig.json)")
+    use_bin(args.lesa_bin)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
-        raise UserError(f"--methods: none given; choose from {', '.join(ALL_METHODS)}")
+        raise UserError(f"--methods: none given; choose from {', '.join(catalogue())}")
     for m in methods:
         parse_spec(m)
     if len(set(methods)) != len(methods):
@@ -132,8 +132,6 @@ def check_args(args) -> list[str]:
     src = source_layers(d)
     if args.target_layers <= src:
         raise UserError(f"--target-layers {args.target_layers} must exceed the model's {src} layers")
-    if not Path(args.lesa_bin).is_file():
-        raise UserError(f"{args.lesa_bin} missing: build the CLI first (npx tsc -p tsconfig.json)")
     return methods
 
 
@@ -145,14 +143,14 @@ def parse_spec(spec: str) -> tuple[str, list[str]]:
     so that a spec does not change meaning with a method's default placement."""
     head, _, place = spec.partition("@")
     name, *variants = head.split("+")
-    if name not in ALL_METHODS:
-        raise UserError(f"--methods: unknown method \"{name}\" in \"{spec}\"; choose from {', '.join(ALL_METHODS)}")
+    if name not in catalogue():
+        raise UserError(f"--methods: unknown method \"{name}\" in \"{spec}\"; choose from {', '.join(catalogue())}")
     flags: list[str] = []
     for v in variants:
         if v not in VARIANT_FLAGS:
             raise UserError(f"--methods: unknown variant \"+{v}\" in \"{spec}\"; choose from {', '.join(VARIANT_FLAGS)}")
         flags += VARIANT_FLAGS[v]
-    if not place and name not in ("solar", "stack"):  # those two place layers by their own rule
+    if not place and catalogue()[name]["placement"]:  # not solar, stack: they place layers by their own rule
         place = "top"  # explicit, so a spec means the same whatever a method's default placement is
     if place:
         if place.startswith("after="):
@@ -177,16 +175,11 @@ def source_layers(d: Path) -> int:
 def method_target(method: str, L: int, target: int, solar_target: Optional[int]) -> tuple[Optional[int], str]:
     """(target to use, note) or (None, reason it is not applicable)."""
     method = parse_spec(method)[0]
-    if method == "solar":
-        t = solar_target if solar_target is not None else target
-        if t % 2 or not L + 1 <= t <= 2 * L - 2:
-            return None, (f"solar needs an even target in {L + 1}..{2 * L - 2} (m = (2L - target)/2 layers "
-                          f"dropped at the seam); {t} is not")
-        note = "" if t == target else f"run at {t} layers (--solar-target), not {target}"
-        return t, note
-    if method == "stack" and target % L:
-        return None, f"stack repeats the whole stack: the target must be a multiple of {L}, {target} is not"
-    return target, ""
+    t = solar_target if method == "solar" and solar_target is not None else target
+    problem = target_problem(method, L, t)
+    if problem:
+        return None, problem
+    return t, "" if t == target else f"run at {t} layers (--solar-target), not {target}"
 
 
 # ----------------------------------------------------------------------------

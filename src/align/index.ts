@@ -34,10 +34,10 @@ export interface Alignment {
 }
 
 /** a (m×d) · bᵀ (b: n×d), f32 GEMM in the addon. */
-async function similarity(a: Float32Array, b: Float32Array, m: number, n: number, d: number): Promise<Float32Array> {
+async function similarity(a: Float32Array, b: Float32Array, m: number, n: number, d: number, threads?: number): Promise<Float32Array> {
   const bt = new Float32Array(d * n);
   for (let x = 0; x < n; x++) for (let c = 0; c < d; c++) bt[c * n + x] = b[x * d + c];
-  return reconstruct(a, bt, m, d, n); // a plain SGEMM: out = a · bt
+  return reconstruct(a, bt, m, d, n, threads); // a plain SGEMM: out = a · bt
 }
 
 function sumSquares(x: Float32Array): number {
@@ -129,7 +129,7 @@ function gatherFeatures(x: Features, p: LayerPerms): Features {
  * so every layer ends up in layer 0's coordinates. Memory: two layers' features.
  */
 export async function computeAlignment(ckpt: Checkpoint, layout: ModelLayout, config: ModelConfig,
-  onLayer?: (done: number, total: number) => void): Promise<Alignment> {
+  onLayer?: (done: number, total: number) => void, threads?: number): Promise<Alignment> {
   const geo = unitGeometry(layout, config);
   const layers: LayerPerms[] = [{ mlp: identityPerm(geo.mlpUnits), q: identityPerm(geo.queryHeads), kv: identityPerm(geo.kvHeads) }];
   const stats: AlignStats[] = [];
@@ -137,10 +137,10 @@ export async function computeAlignment(ckpt: Checkpoint, layout: ModelLayout, co
   onLayer?.(1, layout.layers);
   for (let i = 1; i < layout.layers; i++) {
     const cur = await features(ckpt, layout, geo, i);
-    const mlpSim = await similarity(ref.mlp.f, cur.mlp.f, geo.mlpUnits, geo.mlpUnits, ref.mlp.d);
+    const mlpSim = await similarity(ref.mlp.f, cur.mlp.f, geo.mlpUnits, geo.mlpUnits, ref.mlp.d, threads);
     const mlp = maxAssignment(mlpSim, geo.mlpUnits);
-    const qsim = await similarity(ref.q.f, cur.q.f, geo.queryHeads, geo.queryHeads, ref.q.d);
-    const kvsim = await similarity(ref.kv.f, cur.kv.f, geo.kvHeads, geo.kvHeads, ref.kv.d);
+    const qsim = await similarity(ref.q.f, cur.q.f, geo.queryHeads, geo.queryHeads, ref.q.d, threads);
+    const kvsim = await similarity(ref.kv.f, cur.kv.f, geo.kvHeads, geo.kvHeads, ref.kv.d, threads);
     const heads = matchHeads(geo, qsim, kvsim);
     const norm = (a: number, b: number) => Math.sqrt(a * b) || 1;
     const mlpNorm = norm(sumSquares(ref.mlp.f), sumSquares(cur.mlp.f));
@@ -198,10 +198,10 @@ export function alignedCheckpoint(ckpt: Checkpoint, layout: ModelLayout, a: Alig
  * Aligns a checkpoint for reading (phase "align", progress per layer): the aligned view, the
  * per-layer statistics and their means.
  */
-export async function alignForReading(ckpt: Checkpoint, layout: ModelLayout, reporter: Pick<Reporter, 'phase' | 'progress'>):
+export async function alignForReading(ckpt: Checkpoint, layout: ModelLayout, reporter: Pick<Reporter, 'phase' | 'progress'>, threads?: number):
   Promise<{ ckpt: Checkpoint; summary: Record<string, number>; stats: AlignStats[] }> {
   reporter.phase('align', { layers: layout.layers });
-  const a = await computeAlignment(ckpt, layout, ckpt.config, (done, total) => reporter.progress(done, total, { unit: 'layers' }));
+  const a = await computeAlignment(ckpt, layout, ckpt.config, (done, total) => reporter.progress(done, total, { unit: 'layers' }), threads);
   return { ckpt: alignedCheckpoint(ckpt, layout, a), summary: summarizeAlignment(a), stats: a.stats };
 }
 

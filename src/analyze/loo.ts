@@ -1,7 +1,7 @@
 import type { Checkpoint } from '../checkpoint/types.js';
 import type { ModelLayout } from '../arch/index.js';
 import { gaussian } from '../execute/rng.js';
-import type { LesaOptions } from '../methods/method.js';
+import type { LesaOptions } from '../methods/lesa/options.js';
 import { basis, decompose, readLayer, type Decomposition } from '../methods/lesa/decompose.js';
 import { interiorLayers, predictWeight, train, typeSeed } from '../methods/lesa/predictor.js';
 import type { Reporter } from '../report/reporter.js';

@@ -9,10 +9,11 @@ import { leaveOneOut, summarize, type LooRow } from '../analyze/loo.js';
 import { bestGaps, neighbourPredictability, scoreGaps } from '../analyze/gaps.js';
 import { alignForReading, type AlignStats } from '../align/index.js';
 import { buildReport, defaultLooLayers, writeReport } from '../analyze/report/index.js';
-import { defaultLesaOptions } from '../methods/method.js';
+import { lesaOptions } from '../methods/lesa/options.js';
+import { flagOf, withDefaults } from '../methods/options.js';
 import { interiorLayers } from '../methods/lesa/predictor.js';
-import { bytesArg, intArg, listArg, numArg } from './args.js';
-import type { Command, CommandIO } from './main.js';
+import { intArg, listArg, optionArg, optionFlag } from './args.js';
+import type { Command, CommandIO } from './command.js';
 
 /** Report mode: leave-one-out is one predictor training per layer and type, so sample it. */
 export const REPORT_LOO_LAYERS = 8;
@@ -27,11 +28,11 @@ export const analyzeCommand: Command = {
   options: {
     types: { type: 'string' },
     layers: { type: 'string' },
-    epochs: { type: 'string' },
-    lambda: { type: 'string' },
-    hidden: { type: 'string' },
+    epochs: optionFlag(lesaOptions.epochs),
+    lambda: optionFlag(lesaOptions.lambda),
+    hidden: optionFlag(lesaOptions.hidden),
     seed: { type: 'string' },
-    'max-memory': { type: 'string' },
+    'max-memory': optionFlag(lesaOptions.maxMemory),
     report: { type: 'string' },
     'loo-epochs': { type: 'string' },
     'no-loo': { type: 'boolean' },
@@ -68,14 +69,11 @@ export const analyzeCommand: Command = {
       const interior = interiorLayers(layout.layers);
       const layers = listArg('layers', s('layers')) ?? (reportDir ? defaultLooLayers(layout.layers, REPORT_LOO_LAYERS) : interior);
       for (const l of layers) if (!interior.includes(l)) throw new UserError(`--layers ${l} is not an interior layer (1..${layout.layers - 2})`);
-      const lesa = {
-        ...defaultLesaOptions,
-        epochs: (reportDir ? intArg('loo-epochs', s('loo-epochs'), 1, 100000) : undefined)
-          ?? intArg('epochs', s('epochs'), 1, 100000) ?? (reportDir ? REPORT_LOO_EPOCHS : defaultLesaOptions.epochs),
-        lambda: numArg('lambda', s('lambda'), 0, 1) ?? defaultLesaOptions.lambda,
-        hidden: intArg('hidden', s('hidden'), 1, 65536) ?? defaultLesaOptions.hidden,
-        maxMemory: bytesArg('max-memory', s('max-memory')) ?? defaultLesaOptions.maxMemory,
-      };
+      const arg = (k: keyof typeof lesaOptions, flag = flagOf(k)) => optionArg(flag, lesaOptions[k], v[flag]);
+      const lesa = withDefaults(lesaOptions, {
+        epochs: (reportDir ? arg('epochs', 'loo-epochs') : undefined) ?? arg('epochs') ?? (reportDir ? REPORT_LOO_EPOCHS : undefined),
+        lambda: arg('lambda'), hidden: arg('hidden'), maxMemory: arg('maxMemory'),
+      });
       const seed = intArg('seed', s('seed'), 0, 2 ** 32 - 1) ?? 0;
       if (reportDir) {
         const data = await buildReport(ckpt, layout, {

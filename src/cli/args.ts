@@ -1,4 +1,6 @@
 import { UserError } from '../errors.js';
+import { describeBound, describeDefault, type OptionSpec, type OptionValue } from '../methods/options.js';
+import type { Flag } from './command.js';
 
 /** sharp-style checks: every message says what was expected and what was received. */
 export function intArg(name: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
@@ -41,4 +43,20 @@ export function bytesArg(name: string, v: string | undefined): number | undefine
   const n = m && unit ? Math.floor(Number(m[1]) * unit) : NaN;
   if (!Number.isSafeInteger(n) || n <= 0) throw new UserError(`Expected a size such as 5GB or 512MiB for --${name} but received ${JSON.stringify(v)}`);
   return n;
+}
+
+/** A method option's value from its flag, checked against its declared bound (src/methods/options.ts). */
+export function optionArg(flag: string, spec: OptionSpec, v: string | boolean | undefined): OptionValue | undefined {
+  switch (spec.type) {
+    case 'int': return intArg(flag, v as string | undefined, spec.min, spec.max);
+    case 'number': return numArg(flag, v as string | undefined, spec.min, spec.max, spec.exclusiveMin);
+    case 'choice': return choiceArg(flag, v as string | undefined, spec.choices);
+    case 'bytes': return bytesArg(flag, v as string | undefined);
+    case 'boolean': return v ? true : undefined;
+  }
+}
+
+/** A method option as a parseArgs flag with its --help line. */
+export function optionFlag(spec: OptionSpec): Flag {
+  return { type: spec.type === 'boolean' ? 'boolean' : 'string', help: `${spec.help}; ${describeBound(spec)}`, shows: spec.type === 'boolean' ? undefined : describeDefault(spec) };
 }

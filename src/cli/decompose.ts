@@ -7,7 +7,7 @@ import type { TensorSpec } from '../checkpoint/types.js';
 import { planShards } from '../checkpoint/writer.js';
 import { UserError } from '../errors.js';
 import { block, decompose, type Decomposition } from '../methods/lesa/decompose.js';
-import type { Command, CommandIO } from './main.js';
+import type { Command, CommandIO } from './command.js';
 
 function bytesOf(x: Float64Array | Float32Array): Uint8Array {
   return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);

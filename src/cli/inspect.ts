@@ -1,7 +1,7 @@
 import { linearTypes, resolveLayout } from '../arch/index.js';
 import { openCheckpoint } from '../checkpoint/checkpoint.js';
 import { UserError } from '../errors.js';
-import type { Command, CommandIO } from './main.js';
+import type { Command, CommandIO } from './command.js';
 
 export const inspectCommand: Command = {
   summary: 'Show what lesa sees in a checkpoint: architecture, depth, per-layer shapes and dtypes, parameters, size.',

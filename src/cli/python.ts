@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
-import type { Command, CommandIO } from './main.js';
+import type { Command, CommandIO } from './command.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 

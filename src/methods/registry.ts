@@ -5,9 +5,11 @@ import { lesa } from './lesa/index.js';
 import { llamaPro } from './llama-pro.js';
 import { otFuse } from './ot-fuse.js';
 import type { Method } from './method.js';
+import { flagOf, type OptionSpec } from './options.js';
 import { random } from './random.js';
 import { solar } from './solar.js';
 import { stack } from './stack.js';
+import { anyDeeper } from './targets.js';
 
 export const methods: readonly Method[] = [lesa, copy, llamaPro, average, random, solar, stack, otFuse];
 
@@ -20,4 +22,30 @@ export function methodByName(name: string): Method {
   const m = methods.find((x) => x.name === name);
   if (!m) throw new UserError(`unknown method "${name}"; choose one of: ${methods.map((x) => x.name).join(', ')}`);
   return m;
+}
+
+/** Every method's own options as CLI flags (one flag belongs to one method). */
+export function methodFlags(): { flag: string; key: string; spec: OptionSpec; method: Method }[] {
+  const out = methods.flatMap((method) => Object.entries(method.options ?? {}).map(([key, spec]) => ({ flag: flagOf(key), key, spec, method })));
+  const seen = new Map<string, string>();
+  for (const o of out) {
+    const other = seen.get(o.flag);
+    if (other) throw new Error(`internal: --${o.flag} is declared by both ${other} and ${o.method.name}`);
+    seen.set(o.flag, o.method.name);
+  }
+  return out;
+}
+
+/** The catalogue `lesa methods --json` prints (read by the Python side, python/lesa_py/compare.py). */
+export function catalogue() {
+  return methods.map((m) => ({
+    name: m.name,
+    summary: m.summary,
+    reference: m.reference,
+    alignment: m.alignment ?? null,
+    targets: m.targets ?? anyDeeper,
+    /** Whether --after/--placement apply; a method with its own target rule places layers by it. */
+    placement: !m.targets,
+    options: Object.entries(m.options ?? {}).map(([key, spec]) => ({ key, flag: `--${flagOf(key)}`, ...spec, record: spec.record ?? true })),
+  }));
 }

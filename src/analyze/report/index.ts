@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Checkpoint } from '../../checkpoint/types.js';
 import type { ModelLayout } from '../../arch/index.js';
-import type { LesaOptions } from '../../methods/method.js';
+import type { LesaOptions } from '../../methods/lesa/options.js';
 import { block, decompose } from '../../methods/lesa/decompose.js';
 import type { Reporter } from '../../report/reporter.js';
 import { summarize, type LooRow } from '../loo.js';

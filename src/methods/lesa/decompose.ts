@@ -29,6 +29,8 @@ export interface DecomposeHooks {
   step?(what: 'gram' | 'eig' | 'coefficients', done: number, total: number): void;
   scratchDir: string;
   maxMemory: number;
+  /** BLAS threads (default: native defaultThreads()). */
+  threads?: number;
 }
 
 export async function readLayer(ckpt: Checkpoint, layout: ModelLayout, type: string, i: number): Promise<Float32Array> {
@@ -49,11 +51,11 @@ export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: str
   const L = layout.layers;
   const G = new Float64Array(rows * rows);
   for (let i = 0; i < L; i++) {
-    await gramAccumulate(G, await readLayer(ckpt, layout, type, i), rows, cols);
+    await gramAccumulate(G, await readLayer(ckpt, layout, type, i), rows, cols, hooks.threads);
     hooks.step?.('gram', i + 1, L);
   }
   hooks.step?.('eig', 0, 1);
-  const { values, vectors } = await eigSym(G, rows);
+  const { values, vectors } = await eigSym(G, rows, hooks.threads);
   hooks.step?.('eig', 1, 1);
   const rank = Math.min(rows, L * cols);
   const S = new Float64Array(rank);
@@ -61,7 +63,7 @@ export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: str
   const U = rank === rows ? vectors : firstColumns(vectors, rows, rank);
   const blockLen = rank * cols;
   const V = await storeBlocks(L, blockLen, coefficientsInMemory(rows, cols, L, hooks.maxMemory), hooks, type, async (i) => {
-    const block = await coefficients(U, S, await readLayer(ckpt, layout, type, i), rows, rank, cols, REL_TOL);
+    const block = await coefficients(U, S, await readLayer(ckpt, layout, type, i), rows, rank, cols, REL_TOL, hooks.threads);
     hooks.step?.('coefficients', i + 1, L);
     return block;
   });

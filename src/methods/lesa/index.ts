@@ -1,6 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fromF32, getThreads, setThreads } from '../../native/index.js';
+import { defaultThreads, fromF32 } from '../../native/index.js';
 import type { FloatDType } from '../../checkpoint/types.js';
 import { predictedBytes } from '../../plan/resources.js';
 import type { Method, Prepared } from '../method.js';
@@ -8,6 +8,7 @@ import { basis, coefficientBytes, coefficientsInMemory, decompose, release, work
 import { runScheduled, runsAlone, schedulePeak, type Job } from './schedule.js';
 import type { ModelLayout } from '../../arch/index.js';
 import { lesaPlan, predictedGaps } from './plan.js';
+import { lesaOptions, lesaOptionsOf } from './options.js';
 import { interiorLayers, predictWeight, train, typeSeed } from './predictor.js';
 
 /** Weight types processed at once (each on one BLAS thread) when their working sets fit in --max-memory together. */
@@ -31,8 +32,8 @@ function typeJobs(layout: ModelLayout, types: string[], maxMemory: number): Job[
  * on one BLAS thread, whenever their working sets (workingSetBytes) fit in --max-memory
  * together: batch-64 training GEMMs are too small to share threads, so a second type uses the
  * second core far better. A type too large to share the budget with any other (gate/up of an
- * 8B model) runs alone on every thread. OpenBLAS's thread count is global; the scheduler never
- * runs a one-thread and an all-thread type together. Every type has its own seed (typeSeed),
+ * 8B model) runs alone on every thread. Each native call names its thread count, but OpenBLAS
+ * keeps one per process: the scheduler never runs a one-thread and an all-thread type together. Every type has its own seed (typeSeed),
  * so the bytes do not depend on the order or the overlap.
  */
 export const lesa: Method = {
@@ -40,31 +41,33 @@ export const lesa: Method = {
   summary: 'new linear weights predicted from the neighbours\' SVD coefficients by a learned MLP per weight type',
   reference: 'https://arxiv.org/abs/2502.13794',
   alignment: 'optional',
+  options: lesaOptions,
   plan: lesaPlan,
   resources(plan, ctx) {
     const types = [...predictedGaps(plan).keys()];
-    const slots = Math.min(MAX_CONCURRENT_TYPES, getThreads());
-    const jobs = typeJobs(ctx.layout, types, ctx.options.lesa.maxMemory);
-    const peak = schedulePeak(jobs, ctx.options.lesa.maxMemory, slots);
+    const slots = Math.min(MAX_CONCURRENT_TYPES, ctx.options.threads ?? defaultThreads());
+    const { maxMemory } = lesaOptionsOf(ctx);
+    const jobs = typeJobs(ctx.layout, types, maxMemory);
+    const peak = schedulePeak(jobs, maxMemory, slots);
     const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
-    const notes = jobs.map((j, i) => `${j.name}: working set ${gb(j.bytes)}${j.scratch ? `, coefficient blocks spilled (${gb(j.scratch)})` : ''}, ${runsAlone(jobs, i, ctx.options.lesa.maxMemory, slots) ? 'alone on every thread' : 'beside another type'}`);
+    const notes = jobs.map((j, i) => `${j.name}: working set ${gb(j.bytes)}${j.scratch ? `, coefficient blocks spilled (${gb(j.scratch)})` : ''}, ${runsAlone(jobs, i, maxMemory, slots) ? 'alone on every thread' : 'beside another type'}`);
     return { memoryBytes: peak.bytes, scratchBytes: predictedBytes(plan) + peak.scratch, notes };
   },
   async prepare(ckpt, plan, ctx, hooks): Promise<Prepared> {
     const { layout, options } = ctx;
-    const o = options.lesa;
+    const o = lesaOptionsOf(ctx);
     const wanted = predictedGaps(plan);
     const types = [...wanted.keys()];
     const scratch = join(hooks.scratchDir, 'predicted.bin');
     const fh: FileHandle = await open(scratch, 'w+');
     const where = new Map<string, { offset: number; length: number }>(); // key: type@left
     let offset = 0;
-    const one = async (t: number, type: string) => {
+    const one = async (t: number, type: string, threads: number) => {
       const step = (phase: string) => (done: number, total: number, detail: Record<string, unknown> = {}) =>
         hooks.progress(done, total, { type, typeIndex: t + 1, types: types.length, phase, ...detail });
       hooks.phase('decompose', { type });
       const d = await decompose(ckpt, layout, type, {
-        scratchDir: hooks.scratchDir, maxMemory: o.maxMemory,
+        scratchDir: hooks.scratchDir, maxMemory: o.maxMemory, threads,
         step: (what, done, total) => step(what)(done, total),
       });
       hooks.phase('train', { type, samples: (layout.layers - 2) * d.rank });
@@ -75,7 +78,7 @@ export const lesa: Method = {
       const dtype = layout.typeInfo.get(type)!.dtype as FloatDType;
       const gaps = wanted.get(type)!;
       for (const [g, j] of gaps.entries()) {
-        const bytes = fromF32(await predictWeight(d, p, j, j + 1, US), dtype);
+        const bytes = fromF32(await predictWeight(d, p, j, j + 1, US, threads), dtype);
         const at = offset; // reserved before the await: the other worker writes too
         offset += bytes.byteLength;
         await fh.write(bytes, 0, bytes.byteLength, at);
@@ -84,18 +87,13 @@ export const lesa: Method = {
       }
       await release(d);
     };
-    const blasThreads = getThreads();
+    const blasThreads = options.threads ?? defaultThreads();
     const jobs = typeJobs(layout, types, o.maxMemory);
     try {
-      await runScheduled(jobs, o.maxMemory, Math.min(MAX_CONCURRENT_TYPES, blasThreads), blasThreads, async (t, threads) => {
-        setThreads(threads);
-        await one(t, types[t]);
-      });
+      await runScheduled(jobs, o.maxMemory, Math.min(MAX_CONCURRENT_TYPES, blasThreads), blasThreads, (t, threads) => one(t, types[t], threads));
     } catch (e) {
       await fh.close();
       throw e;
-    } finally {
-      setThreads(blasThreads);
     }
     const recipes = new Map(plan.tensors.flatMap((t) => (t.recipe.kind === 'predicted' ? [[t.name, `${t.recipe.type}@${t.recipe.left}`] as const] : [])));
     return {

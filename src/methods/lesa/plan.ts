@@ -1,7 +1,9 @@
 import { layerTensorName, type LayerTensor } from '../../arch/index.js';
 import type { Plan, Recipe } from '../../plan/recipe.js';
 import type { MethodContext } from '../method.js';
+import { recorded } from '../options.js';
 import { identityRecipes, perGapPlan } from '../per-gap.js';
+import { lesaOptions, lesaOptionsOf } from './options.js';
 
 /**
  * LESA's plan: every linear weight of a new layer between j and j+1 is predicted from
@@ -9,14 +11,10 @@ import { identityRecipes, perGapPlan } from '../per-gap.js';
  */
 export function lesaPlan(ctx: MethodContext): Plan {
   const { layout } = ctx;
-  const o = ctx.options.lesa;
+  const o = lesaOptionsOf(ctx);
   const silence = o.zeroOut ? identityRecipes(ctx) : new Map<string, Recipe>();
   const name = (i: number, lt: LayerTensor) => layerTensorName(layout.arch, i, lt);
-  const options = {
-    seed: ctx.options.seed, epochs: o.epochs, lambda: o.lambda, hidden: o.hidden, lr: o.lr,
-    batch: o.batch, weightDecay: o.weightDecay, fill: o.fill, zeroOut: o.zeroOut,
-  };
-  return perGapPlan(ctx, 'lesa', options, true, (j) => `LESA(${j},${j + 1})${o.zeroOut ? ', outputs zeroed' : ''}`,
+  return perGapPlan(ctx, 'lesa', { seed: ctx.options.seed, ...recorded(lesaOptions, o) }, true, (j) => `LESA(${j},${j + 1})${o.zeroOut ? ', outputs zeroed' : ''}`,
     (j, lt): Recipe => {
       const quiet = silence.get(lt.type);
       if (quiet) return quiet;

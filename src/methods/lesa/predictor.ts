@@ -1,6 +1,6 @@
 import { UserError } from '../../errors.js';
-import { countNonFinite, getThreads, predictRows, reconstruct, setThreads, trainPredictor } from '../../native/index.js';
-import type { LesaOptions } from '../method.js';
+import { countNonFinite, predictRows, reconstruct, trainPredictor } from '../../native/index.js';
+import type { LesaOptions } from './options.js';
 import { basis, block, type Decomposition } from './decompose.js';
 
 export interface Predictor {
@@ -14,30 +14,21 @@ export type TrainProgress = (epoch: number, batchDone: number, batchTotal: numbe
 /** Fits G_T on samples ([V_{i-1}[k], V_{i+1}[k]] -> V_i[k]) for every target layer i. */
 export async function train(d: Decomposition, targets: number[], o: LesaOptions, seed: number, onProgress?: TrainProgress): Promise<Predictor> {
   const V = d.V.kind === 'memory' ? d.V.data : { path: d.V.path, offset: d.V.offset };
-  // Batch-64 GEMMs are too small to share: a second BLAS thread cost 3x the CPU for no gain
-  // (bench/native-bench.ts). One thread also makes training independent of --threads.
-  const threads = getThreads();
-  setThreads(1);
-  try {
-    return await fit(V, d, targets, o, seed, onProgress);
-  } finally {
-    setThreads(threads);
-  }
-}
-
-async function fit(V: Float32Array | { path: string; offset: number }, d: Decomposition, targets: number[], o: LesaOptions, seed: number, onProgress?: TrainProgress): Promise<Predictor> {
   const { params, epochLosses } = await trainPredictor({
     V, layers: d.layers, rank: d.rank, cols: d.cols, targets: Int32Array.from(targets),
     hidden: o.hidden, epochs: o.epochs, batch: o.batch, lr: o.lr, weightDecay: o.weightDecay, lambda: o.lambda,
     seed, onProgress,
+    // Batch-64 GEMMs are too small to share: a second BLAS thread cost 3x the CPU for no gain
+    // (bench/native-bench.ts). One thread also makes training independent of --threads.
+    threads: 1,
   });
   return { params, hidden: o.hidden, epochLosses };
 }
 
 /** W' = U diag(S) G_T([V_left, V_right]) for a layer between `left` and `right`. */
-export async function predictWeight(d: Decomposition, p: Predictor, left: number, right: number, US = basis(d)): Promise<Float32Array> {
-  const v = await predictRows(p.params, p.hidden, d.cols, await block(d, left), await block(d, right), d.rank);
-  const w = await reconstruct(US, v, d.rows, d.rank, d.cols);
+export async function predictWeight(d: Decomposition, p: Predictor, left: number, right: number, US = basis(d), threads?: number): Promise<Float32Array> {
+  const v = await predictRows(p.params, p.hidden, d.cols, await block(d, left), await block(d, right), d.rank, threads);
+  const w = await reconstruct(US, v, d.rows, d.rank, d.cols, threads);
   const bad = countNonFinite(w);
   if (bad > 0) throw new UserError(`the predicted ${d.type} between layers ${left} and ${right} holds ${bad} NaN/Inf values; try a smaller --lr or fewer --epochs`);
   return w;
