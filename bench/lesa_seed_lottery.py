@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
-from lesa_py import oracle  # noqa: E402
+from lesa_py.testing import oracle  # noqa: E402
 from lesa_py.eval import evaluate, load, tokenize  # noqa: E402
 
 NODE = """

@@ -17,7 +17,7 @@ lesa expand "$FIX/smollm2-135m" -o "$OUT" --method lesa --target-layers 45 --for
 lesa expand "$FIX/smollm2-135m" -o "$DEF" --target-layers 45 --force   # the default method (docs/study.md)
 for m in "$OUT" "$DEF"; do
   lesa verify "$m"
-  "$PY" -m lesa_py.hfcheck "$m"
+  "$PY" -m lesa_py.testing.hfcheck "$m"
 done
 for m in "$FIX/smollm2-135m" "$OUT" "$DEF"; do
   echo "perplexity of $m on held-out Moby-Dick (first 4096 tokens):"

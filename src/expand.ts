@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { resolveLayout, type ModelLayout } from './arch/index.js';
 import { openCheckpoint } from './checkpoint/checkpoint.js';
 import { fingerprintCheckpoint, hashCheckpoint } from './checkpoint/verify.js';
-import type { ManifestInput } from './checkpoint/manifest.js';
+import { MANIFEST_FORMAT, type ManifestInput } from './checkpoint/manifest.js';
 import type { Checkpoint } from './checkpoint/types.js';
 import { CheckpointWriter } from './checkpoint/writer.js';
 import { tempSibling } from './checkpoint/leftovers.js';
@@ -184,7 +184,7 @@ function asUserError(e: unknown, output: string, need: Resources): unknown {
 
 export function manifestOf(plan: Plan, ctx: MethodContext, source: ManifestInput['source']): ManifestInput {
   return {
-    format: 'lesa-manifest/1',
+    format: MANIFEST_FORMAT,
     lesa_version: VERSION,
     created: new Date().toISOString(),
     method: plan.method,

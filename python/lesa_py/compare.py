@@ -52,6 +52,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from .checkpoint import read_manifest, weight_files
 from .errors import UserError
 from .methods import DEFAULT_BIN, ROOT, catalogue, target_problem, use_bin
 
@@ -107,8 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(args) -> list[str]:
     d = Path(args.dir)
-    if not (d / "config.json").is_file():
-        raise UserError(f"{d}: not a checkpoint directory (no config.json)")
+    weight_files(d)
     if not Path(args.lesa_bin).is_file():
         raise UserError(f"{args.lesa_bin} missing: build the CLI first (npx tsc -p tsconfig.json)")
     use_bin(args.lesa_bin)
@@ -501,7 +501,7 @@ def run_method(m: str, src: Path, out: Path, L: int, text: str, warmup: int, arg
                 rec.update(status="failed", stage="expand", error=why, stderr_tail=p.stderr[-2000:])
                 log(f"  {m}: expand failed: {why}")
             return rec
-        man = json.loads((model_dir / "lesa.json").read_text())
+        man = read_manifest(model_dir)
         rec["new_layers"] = man.get("new_layers")
         if man.get("alignment"):
             rec["alignment"] = man["alignment"]

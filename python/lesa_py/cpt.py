@@ -39,15 +39,13 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from .checkpoint import read_manifest, weight_files
 from .data import DataError, WindowSampler, eval_windows, sha256_file, tokenize_file
+from .errors import UserError
 
 CKPT_FORMAT = "lesa-cpt-ckpt/1"
-MANIFEST_FORMAT = "lesa-manifest/1"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-
-
-class CPTError(Exception):
-    """A user error: printed as one clean line, exit status 2 (no stack trace)."""
+# cpt's user errors are the package's (lesa_py.errors): printed as one line, exit status 2.
+CPTError = UserError
 
 
 # ----------------------------------------------------------------------------
@@ -138,35 +136,11 @@ def _config(args: Union[argparse.Namespace, dict]) -> argparse.Namespace:
 
 def check_model_dir(model_dir: Path) -> list[Path]:
     """The safetensors weight files of `model_dir`; pickle checkpoints are refused."""
-    if not model_dir.is_dir():
-        raise CPTError(f"--model {model_dir}: not a directory")
-    if not (model_dir / "config.json").is_file():
-        raise CPTError(f"--model {model_dir}: no config.json (expected an HF checkpoint dir)")
-    st = sorted(model_dir.glob("*.safetensors"))
-    if not st:
-        pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in PICKLE_SUFFIXES)
-        hint = (f" (found {', '.join(pickles)}: pickle checkpoints can run code when loaded and are "
-                "refused; convert them to safetensors first)") if pickles else ""
-        raise CPTError(f"--model {model_dir}: no .safetensors weights{hint}")
-    return st
+    return weight_files(model_dir, "--model")
 
 
 def load_manifest(model_dir: Path) -> Optional[dict]:
-    path = model_dir / "lesa.json"
-    if not path.is_file():
-        return None
-    try:
-        m = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CPTError(f"{path}: not valid JSON ({e})")
-    if m.get("format") != MANIFEST_FORMAT:
-        raise CPTError(f"{path}: format is {m.get('format')!r}, expected {MANIFEST_FORMAT!r}")
-    nl = m.get("new_layers")
-    if not isinstance(nl, list) or not all(isinstance(i, int) and i >= 0 for i in nl):
-        raise CPTError(f"{path}: new_layers must be a list of layer indices, got {nl!r}")
-    if not isinstance(m.get("layer_prefix"), str):
-        raise CPTError(f"{path}: layer_prefix missing")
-    return m
+    return read_manifest(model_dir)
 
 
 def apply_freeze(model, freeze: str, manifest: Optional[dict], model_dir: Path) -> list[str]:

@@ -25,6 +25,8 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from .errors import DataError  # re-exported: callers import it from here
+
 # Files a HF tokenizer may be made of. Their bytes (with the names) key the
 # cache: a different vocabulary or normaliser must never reuse cached ids.
 TOKENIZER_FILES = (
@@ -42,10 +44,6 @@ TOKENIZER_FILES = (
 # so a multi-gigabyte corpus never sits in memory as one Python string.
 CHUNK_CHARS = 1 << 20
 CACHE_VERSION = "lesa-tokens/1"
-
-
-class DataError(Exception):
-    """A user-facing problem with the data (missing file, too little text)."""
 
 
 def sha256_file(path: os.PathLike, bufsize: int = 1 << 20) -> str:

@@ -20,13 +20,11 @@ import sys
 import time
 from pathlib import Path
 
+from .checkpoint import weight_files
+from .errors import UserError
 from .progress import Progress
 
 DTYPES = {"f32": "float32", "bf16": "bfloat16"}
-
-
-class UserError(Exception):
-    pass
 
 
 def windows(n: int, window: int, stride: int) -> list[tuple[int, int, int]]:
@@ -109,12 +107,7 @@ def resolve_device(name: str) -> str:
 
 
 def check_dir(d: Path) -> None:
-    if not (d / "config.json").is_file():
-        raise UserError(f"{d}: not a checkpoint directory (no config.json)")
-    if not any(d.glob("*.safetensors")):
-        pickles = [p.name for p in d.iterdir() if p.suffix in (".bin", ".pt", ".pth")]
-        what = f"only pickle weights ({', '.join(sorted(pickles))})" if pickles else "no *.safetensors"
-        raise UserError(f"{d}: {what}; only safetensors checkpoints are accepted")
+    weight_files(d)
 
 
 def load(model_dir: str | Path, device: str = "cpu", dtype: str = "f32"):

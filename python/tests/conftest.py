@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lesa_py import fixtures  # noqa: E402
+from lesa_py.testing import fixtures  # noqa: E402
 
 TINY = [f"{t}-{d}" for t in fixtures.TINY for d in ("f32", "bf16")]
 

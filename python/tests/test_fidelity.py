@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from lesa_py import oracle
+from lesa_py.testing import oracle
 from _cli import lesa
 
 TYPES = ["k_proj", "v_proj"]

@@ -10,8 +10,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from conftest import TINY
-from lesa_py import fixtures, hfcheck
-from lesa_py.hfcheck import check
+from lesa_py.testing import fixtures, hfcheck
+from lesa_py.testing.hfcheck import check
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from lesa_py import oracle
+from lesa_py.testing import oracle
 from _cli import ROOT
 
 pytestmark = pytest.mark.usefixtures("single_thread")

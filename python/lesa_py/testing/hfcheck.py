@@ -1,6 +1,6 @@
 """Independent check that a checkpoint directory loads cleanly in HF transformers.
 
-    python -m lesa_py.hfcheck DIR [--json]
+    python -m lesa_py.testing.hfcheck DIR [--json]
 
 Checks: config loads and validates; safetensors index (if any) matches the shard files;
 from_pretrained(output_loading_info=True) reports no missing / unexpected / mismatched
@@ -132,12 +132,12 @@ def check(model_dir: str | Path, new_tokens: int = 4) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lesa_py.hfcheck", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m lesa_py.testing.hfcheck", description=__doc__.split("\n\n")[0])
     ap.add_argument("dir")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if not (Path(args.dir) / "config.json").is_file():
-        print(f"lesa_py.hfcheck: error: {args.dir}: not a checkpoint directory (no config.json)", file=sys.stderr)
+        print(f"lesa_py.testing.hfcheck: error: {args.dir}: not a checkpoint directory (no config.json)", file=sys.stderr)
         return 2
     from transformers.utils import logging
 

@@ -1,6 +1,6 @@
 """Test fixtures, built idempotently outside the repo (never committed).
 
-    python -m lesa_py.fixtures [NAME ...]   # builds what is missing, prints the fixtures dir
+    python -m lesa_py.testing.fixtures [NAME ...]   # builds what is missing, prints the fixtures dir
 
 Location: $LESA_FIXTURES, else ${LESA_CACHE:-~/.cache/lesa}/fixtures.  Each fixture is
 built in a temp dir and renamed into place; a stamp in `.stamps/NAME.json` (outside the
@@ -275,12 +275,12 @@ def build(names: list[str] | None = None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in ("-h", "--help"):
-        print(f"usage: python -m lesa_py.fixtures [NAME ...]\nfixtures: {' '.join(NAMES)}")
+        print(f"usage: python -m lesa_py.testing.fixtures [NAME ...]\nfixtures: {' '.join(NAMES)}")
         return 0
     try:
         print(build(args or None))
     except KeyError as e:
-        print(f"lesa_py.fixtures: {e.args[0]}", file=sys.stderr)
+        print(f"lesa_py.testing.fixtures: {e.args[0]}", file=sys.stderr)
         return 2
     return 0
 

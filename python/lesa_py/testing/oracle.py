@@ -22,8 +22,8 @@ Layer indices are 0-based everywhere here. Only torch + safetensors are used
 (no transformers), weights are handled in float32.
 
 CLI:
-    python -m lesa_py.oracle loo CKPT [--types q_proj ...] [--layers 5 15 25] [--epochs 10] [--json]
-    python -m lesa_py.oracle expand CKPT OUT --target-layers N [--fill layer0|mean]
+    python -m lesa_py.testing.oracle loo CKPT [--types q_proj ...] [--layers 5 15 25] [--epochs 10] [--json]
+    python -m lesa_py.testing.oracle expand CKPT OUT --target-layers N [--fill layer0|mean]
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from torch import nn
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .methods import defaults
+from ..methods import defaults
 
 LLAMA_TYPES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 TYPE_SUFFIX = {
@@ -414,7 +414,7 @@ def expand(ckpt_dir: str, out_dir: str, target_layers: int, epochs: Optional[int
 # --------------------------------------------------------------------------- CLI
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m lesa_py.oracle", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m lesa_py.testing.oracle", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     lo = sub.add_parser("loo", help="leave-one-layer-out predictability (method.md 4.1)")
     lo.add_argument("ckpt")
