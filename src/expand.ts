@@ -19,9 +19,9 @@ import { alignForReading } from './align/index.js';
 import { unitGeometry } from './align/units.js';
 import type { Plan } from './plan/recipe.js';
 import { estimateResources, type Resources } from './plan/resources.js';
-import type { Reporter } from './report/reporter.js';
-import { silentReporter } from './report/reporter.js';
-import { PhaseClock } from './report/phase-clock.js';
+import type { Reporter } from './progress/reporter.js';
+import { silentReporter } from './progress/reporter.js';
+import { PhaseClock } from './progress/phase-clock.js';
 import { VERSION } from './version.js';
 import { UserError } from './errors.js';
 

@@ -13,5 +13,5 @@ export type { Plan, Recipe, OutputTensor, LayerOrigin } from './plan/recipe.js';
 export { decompose, type Decomposition } from './methods/lesa/decompose.js';
 export { leaveOneOut, summarize, type LooRow } from './analyze/loo.js';
 export { UserError } from './errors.js';
-export type { Reporter } from './report/reporter.js';
+export type { Reporter } from './progress/reporter.js';
 export { VERSION } from './version.js';

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Checkpoint } from '../src/checkpoint/types.js';
-import { CHECK_CHUNK, produce } from '../src/execute/produce.js';
+import { produce } from '../src/execute/produce.js';
+import { CHECK_CHUNK } from '../src/plan/resources.js';
 import type { OutputTensor } from '../src/plan/recipe.js';
 
 /** A checkpoint of one BF16 tensor with NaN/Inf at `bad` (elements), the rest 1.0. */

@@ -1,11 +1,12 @@
 import { layerTensorName, type LayerTensor, type ModelLayout } from '../arch/index.js';
 import type { Checkpoint, FloatDType, ModelConfig } from '../checkpoint/types.js';
-import { UserError } from '../errors.js';
-import { countNonFinite, fromF32, reconstruct } from '../native/index.js';
+import { fromF32, reconstruct } from '../native/index.js';
 import { diagonalTotal, maxAssignment } from './assign.js';
 import { gatherCols, gatherRows, identityPerm, type Perm } from './permute.js';
 import { permutedTensors, unitGeometry, type PermutedAxis, type UnitGeometry } from './units.js';
-import type { Reporter } from '../report/reporter.js';
+import type { Reporter } from '../progress/reporter.js';
+import { readFinite as readChecked } from '../checkpoint/finite.js';
+import { sumSquares } from '../execute/f32.js';
 
 export { maxAssignment } from './assign.js';
 export type { Perm } from './permute.js';
@@ -40,18 +41,7 @@ async function similarity(a: Float32Array, b: Float32Array, m: number, n: number
   return reconstruct(a, bt, m, d, n, threads); // a plain SGEMM: out = a · bt
 }
 
-function sumSquares(x: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
-  return s;
-}
-
-async function readFinite(ckpt: Checkpoint, name: string): Promise<Float32Array> {
-  const w = await ckpt.readF32(name);
-  const bad = countNonFinite(w);
-  if (bad > 0) throw new UserError(`tensor ${name} holds ${bad} NaN/Inf values; refusing to align it`);
-  return w;
-}
+const readFinite = (ckpt: Checkpoint, name: string) => readChecked(ckpt, name, 'refusing to align it');
 
 interface Feat { f: Float32Array; d: number }
 interface Features { mlp: Feat; q: Feat; kv: Feat }

@@ -1,10 +1,11 @@
 import type { Checkpoint } from '../checkpoint/types.js';
 import type { ModelLayout } from '../arch/index.js';
+import { frobenius } from '../execute/f32.js';
 import { gaussian } from '../execute/rng.js';
 import type { LesaOptions } from '../methods/lesa/options.js';
 import { basis, decompose, readLayer, type Decomposition } from '../methods/lesa/decompose.js';
 import { interiorLayers, predictWeight, train, typeSeed } from '../methods/lesa/predictor.js';
-import type { Reporter } from '../report/reporter.js';
+import type { Reporter } from '../progress/reporter.js';
 
 /** How close a guess Ŵ is to the truth W. Relative error alone can be gamed (method.md §4.1). */
 export interface Closeness {
@@ -32,11 +33,6 @@ export function closeness(guess: Float32Array, truth: Float32Array): Closeness {
   return { relError: Math.sqrt(dd) / nt, cosine: ng > 0 && nt > 0 ? gt / (ng * nt) : 0, normRatio: ng / nt };
 }
 
-function frob(x: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
-  return Math.sqrt(s);
-}
 
 export interface LooOptions {
   types: string[];
@@ -66,7 +62,7 @@ export async function looForType(
     const avg = new Float32Array(truth.length);
     for (let e = 0; e < avg.length; e++) avg[e] = (prev[e] + next[e]) / 2;
     const rnd = gaussian(truth.length, (typeSeed(seed + 1, type) ^ i) >>> 0, 1);
-    const scale = (frob(prev) + frob(next)) / 2 / frob(rnd);
+    const scale = (frobenius(prev) + frobenius(next)) / 2 / frobenius(rnd);
     for (let e = 0; e < rnd.length; e++) rnd[e] *= scale;
     rows.push({ type, layer: i, lesa: closeness(predicted, truth), copy: closeness(prev, truth), average: closeness(avg, truth), random: closeness(rnd, truth) });
     onLayer?.(k + 1, layers.length);

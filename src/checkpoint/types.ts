@@ -8,6 +8,12 @@ export const DTYPE_SIZES = {
 export type DType = keyof typeof DTYPE_SIZES;
 /** Floating dtypes lesa can compute with (converted to f32 for math). */
 export type FloatDType = 'F32' | 'F16' | 'BF16';
+export const FLOAT_DTYPES: readonly FloatDType[] = ['F32', 'F16', 'BF16'];
+
+/** Elements of a tensor of this shape (sizes already validated; see safetensors.ts checkedNumel for untrusted ones). */
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
 
 /** A tensor inside a safetensors file, located but not read. */
 export interface TensorRef {

@@ -9,7 +9,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { DTYPE_SIZES, type TensorSpec } from './types.js';
-import { CheckpointError, InternalError, ioError, q } from './errors.js';
+import { CheckpointError, InternalError, ioError, openRead, q } from './errors.js';
 import { checkedByteLength, IO_CHUNK } from './safetensors.js';
 import { checkRelativeName, isInsideOrEqual } from './paths.js';
 import { INDEX_NAME, MANIFEST_NAME, SINGLE_NAME } from './checkpoint.js';
@@ -423,12 +423,7 @@ export class CheckpointWriter implements Abortable {
 
   private async copyFileNow(srcAbs: string, relName: string): Promise<void> {
     const file = this.reserve(relName);
-    let src: FileHandle;
-    try {
-      src = await fsp.open(srcAbs, 'r');
-    } catch (e) {
-      throw ioError(e, srcAbs, srcAbs);
-    }
+    const src = await openRead(srcAbs);
     try {
       const st = await src.stat();
       if (!st.isFile()) throw new CheckpointError('NotAFile', `${srcAbs}: not a regular file; cannot copy it`, { file: srcAbs });

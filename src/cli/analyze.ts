@@ -48,6 +48,7 @@ export const analyzeCommand: Command = {
     if (!reportDir) {
       for (const k of ['loo-epochs', 'no-loo', 'compare']) if (v[k] !== undefined) throw new UserError(`--${k} only applies with --report OUT/`);
     }
+    if (reportDir && v.gaps !== undefined) throw new UserError('--gaps is its own mode; drop --report');
     if (v['no-loo'] && (v.layers !== undefined || v['loo-epochs'] !== undefined || v.epochs !== undefined)) {
       throw new UserError('--no-loo skips leave-one-out; drop --layers/--epochs/--loo-epochs or drop --no-loo');
     }
@@ -89,7 +90,6 @@ export const analyzeCommand: Command = {
       }
       const gapCount = intArg('gaps', s('gaps'), 1, 64 * layout.layers);
       if (gapCount !== undefined) {
-        if (reportDir) throw new UserError('--gaps is its own mode; drop --report');
         io.reporter.phase('neighbour leave-one-out', { types: types.length });
         const perLayer = await neighbourPredictability(ckpt, layout, types, (d, t) => io.reporter.progress(d, t, { unit: 'tensors' }));
         const gaps = scoreGaps(perLayer, layout.layers);

@@ -1,4 +1,4 @@
-import type { Reporter } from '../report/reporter.js';
+import type { Reporter } from '../progress/reporter.js';
 
 export interface CommandIO {
   json: boolean;

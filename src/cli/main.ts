@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
-import { JsonReporter, TerminalReporter } from '../report/terminal.js';
-import { silentReporter, type Reporter } from '../report/reporter.js';
+import { JsonReporter, TerminalReporter } from '../progress/terminal.js';
+import { silentReporter, type Reporter } from '../progress/reporter.js';
 import { VERSION } from '../version.js';
 import { flagLines, type Command, type CommandIO, type Flag } from './command.js';
 

@@ -31,7 +31,7 @@ export function runPython(module: string, args: string[]): Promise<void> {
       process.off('SIGINT', forward);
       process.off('SIGTERM', forward);
       if (code === 0) resolve();
-      else reject(Object.assign(new UserError(`python -m ${module} failed (${signal ?? `exit ${code}`})`), { exitCode: code ?? 1 }));
+      else reject(new UserError(`python -m ${module} failed (${signal ?? `exit ${code}`})`));
     });
   });
 }

@@ -1,32 +1,15 @@
-import type { Checkpoint, FloatDType } from '../checkpoint/types.js';
-import { DTYPE_SIZES } from '../checkpoint/types.js';
+import { readFinite as readChecked } from '../checkpoint/finite.js';
+import { DTYPE_SIZES, FLOAT_DTYPES, numel, type Checkpoint, type FloatDType } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
 import { countNonFinite, fromF32, toF32 } from '../native/index.js';
 import type { Prepared } from '../methods/method.js';
 import type { OutputTensor } from '../plan/recipe.js';
+import { CHECK_CHUNK } from '../plan/resources.js';
+import { frobenius } from './f32.js';
 import { gaussian } from './rng.js';
 
-const FLOATS = new Set(['F32', 'F16', 'BF16']);
-
-function numel(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-async function readFinite(ckpt: Checkpoint, name: string): Promise<Float32Array> {
-  const x = await ckpt.readF32(name);
-  const bad = countNonFinite(x);
-  if (bad > 0) throw new UserError(`input tensor ${name} holds ${bad} NaN/Inf values; the checkpoint is damaged`);
-  return x;
-}
-
-function frobenius(x: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
-  return Math.sqrt(s);
-}
-
-/** Elements converted at a time by the NaN/Inf check of copied tensors: bounds its f32 view. */
-export const CHECK_CHUNK = 1 << 22;
+const FLOATS = new Set<string>(FLOAT_DTYPES);
+const readFinite = (ckpt: Checkpoint, name: string) => readChecked(ckpt, name, 'the checkpoint is damaged');
 
 /** NaN/Inf count of raw float bytes, converted to f32 a chunk at a time (a copy holds only its raw bytes). */
 function countNonFiniteRaw(raw: Uint8Array, dtype: FloatDType): number {

@@ -1,14 +1,13 @@
 import { layerTensorName } from '../arch/index.js';
 import type { Recipe } from '../plan/recipe.js';
+import { fnv1a } from '../execute/f32.js';
 import type { Method } from './method.js';
 import { recorded, withDefaults, type OptionTable } from './options.js';
 import { perGapPlan } from './per-gap.js';
 
-/** FNV-1a of the tensor name mixed with the seed: each tensor gets its own stream. */
+/** FNV-1a of the tensor name from the seed mixed into FNV's offset basis: each tensor gets its own stream. */
 export function tensorSeed(seed: number, name: string): number {
-  let h = (0x811c9dc5 ^ seed) >>> 0;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
-  return h;
+  return fnv1a(0x811c9dc5 ^ seed, name);
 }
 
 const randomOptions = {

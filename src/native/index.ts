@@ -7,6 +7,8 @@
  */
 import { statSync } from 'node:fs';
 
+import { DTYPE_SIZES, FLOAT_DTYPES, type FloatDType } from '../checkpoint/types.js';
+
 import { loadNative, withCallerStack } from './binding.js';
 import { predictorLayout } from './predictor-layout.js';
 import {
@@ -16,30 +18,28 @@ import {
 export { blasCoreTypeFor, isNativeAvailable, nativeAddonPath, NATIVE_FIX } from './binding.js';
 export { predictorLayout, predictorParams, type ParamBlock, type PredictorLayout } from './predictor-layout.js';
 
-export type Dtype = 'F32' | 'F16' | 'BF16';
-export const DTYPE_BYTES: Readonly<Record<Dtype, number>> = { F32: 4, F16: 2, BF16: 2 };
-const DTYPES = Object.keys(DTYPE_BYTES) as Dtype[];
+const DTYPES = FLOAT_DTYPES;
 
 const MAX_EIG_N = 32766; // dsyevd's workspace, 1 + 6n + 2n^2, must fit a 32-bit int
 const MAX_MLP_COLS = 2 ** 30; // the first layer's row stride 2*cols is a BLAS int
 
 /** Little-endian bytes of `dtype` to f32 (one output allocation, no other copy). */
-export function toF32(bytes: Uint8Array, dtype: Dtype): Float32Array {
+export function toF32(bytes: Uint8Array, dtype: FloatDType): Float32Array {
   const src = expectU8(bytes, 'bytes');
   const d = expectOneOf(dtype, 'dtype', DTYPES);
-  if (src.length % DTYPE_BYTES[d] !== 0) {
-    throw new RangeError(`Expected a byte length divisible by ${DTYPE_BYTES[d]} for bytes (${d}) but received ${src.length}`);
+  if (src.length % DTYPE_SIZES[d] !== 0) {
+    throw new RangeError(`Expected a byte length divisible by ${DTYPE_SIZES[d]} for bytes (${d}) but received ${src.length}`);
   }
-  const out = new Float32Array(src.length / DTYPE_BYTES[d]);
+  const out = new Float32Array(src.length / DTYPE_SIZES[d]);
   loadNative().toF32(src, out, d);
   return out;
 }
 
 /** f32 to little-endian `dtype` bytes, rounding to nearest even; NaN stays NaN, f16 overflow is Inf. */
-export function fromF32(x: Float32Array, dtype: Dtype): Uint8Array {
+export function fromF32(x: Float32Array, dtype: FloatDType): Uint8Array {
   const src = expectF32(x, 'x');
   const d = expectOneOf(dtype, 'dtype', DTYPES);
-  const out = new Uint8Array(src.length * DTYPE_BYTES[d]);
+  const out = new Uint8Array(src.length * DTYPE_SIZES[d]);
   loadNative().fromF32(src, out, d);
   return out;
 }

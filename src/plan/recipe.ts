@@ -12,8 +12,8 @@ export type Recipe =
   | { kind: 'fill'; value: number }
   /** normal(0, std), seeded per tensor; optionally rescaled to the mean Frobenius norm of `matchNormOf`. */
   | { kind: 'random'; seed: number; std: number; matchNormOf?: string[] }
-  /** LESA: the predicted linear weight of `type` for a layer between original layers `left` and `right`. */
-  | { kind: 'predicted'; type: string; left: number; right: number };
+  /** LESA: the predicted linear weight of `type` for a layer between original layers `left` and `left + 1`. */
+  | { kind: 'predicted'; type: string; left: number };
 
 export interface OutputTensor {
   name: string;

@@ -1,6 +1,8 @@
-import { DTYPE_SIZES, type Checkpoint } from '../checkpoint/types.js';
+import { DTYPE_SIZES, numel, type Checkpoint } from '../checkpoint/types.js';
 import type { OutputTensor, Plan } from './recipe.js';
-import { CHECK_CHUNK } from '../execute/produce.js';
+
+/** Elements converted at a time by the NaN/Inf check of copied tensors (src/execute/produce.ts): bounds its f32 view. */
+export const CHECK_CHUNK = 1 << 22;
 
 /** What executing a plan will take, estimated before any weight is read (shown by --dry-run). */
 export interface Resources {
@@ -21,7 +23,6 @@ export interface PrepareResources {
   notes: string[];
 }
 
-const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Bytes of one output tensor as written. */
 export function tensorByteSize(t: Pick<OutputTensor, 'shape' | 'dtype'>): number {

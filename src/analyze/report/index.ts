@@ -8,7 +8,7 @@ import type { Checkpoint } from '../../checkpoint/types.js';
 import type { ModelLayout } from '../../arch/index.js';
 import type { LesaOptions } from '../../methods/lesa/options.js';
 import { block, decompose } from '../../methods/lesa/decompose.js';
-import type { Reporter } from '../../report/reporter.js';
+import type { Reporter } from '../../progress/reporter.js';
 import { summarize, type LooRow } from '../loo.js';
 import { bandMean, similarity, toRows } from '../similarity.js';
 import { blockRow, pathRoughness, pca2 } from '../trajectory.js';

@@ -1,9 +1,9 @@
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readFinite } from '../../checkpoint/finite.js';
 import type { Checkpoint } from '../../checkpoint/types.js';
 import { layerTensorName, type ModelLayout } from '../../arch/index.js';
-import { UserError } from '../../errors.js';
-import { coefficients, countNonFinite, eigSym, gramAccumulate } from '../../native/index.js';
+import { coefficients, eigSym, gramAccumulate } from '../../native/index.js';
 
 /** Components with S <= REL_TOL * S[0] are numerically zero (Gram eigenvalues carry ~1e-16 relative error). */
 export const REL_TOL = 1e-6;
@@ -36,10 +36,7 @@ export interface DecomposeHooks {
 export async function readLayer(ckpt: Checkpoint, layout: ModelLayout, type: string, i: number): Promise<Float32Array> {
   const lt = layout.layerTensors.find((t) => t.type === type)!;
   const name = layerTensorName(layout.arch, i, lt);
-  const w = await ckpt.readF32(name);
-  const bad = countNonFinite(w);
-  if (bad > 0) throw new UserError(`tensor ${name} holds ${bad} NaN/Inf values; refusing to decompose it`);
-  return w;
+  return readFinite(ckpt, name, 'refusing to decompose it');
 }
 
 /**

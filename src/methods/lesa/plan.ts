@@ -18,7 +18,7 @@ export function lesaPlan(ctx: MethodContext): Plan {
     (j, lt): Recipe => {
       const quiet = silence.get(lt.type);
       if (quiet) return quiet;
-      if (lt.role === 'linear') return { kind: 'predicted', type: lt.type, left: j, right: j + 1 };
+      if (lt.role === 'linear') return { kind: 'predicted', type: lt.type, left: j };
       if (o.fill === 'layer0') return { kind: 'copy', src: name(0, lt) };
       return { kind: 'mean', srcs: [name(j, lt), name(j + 1, lt)] };
     });

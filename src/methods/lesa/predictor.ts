@@ -1,6 +1,7 @@
 import { UserError } from '../../errors.js';
 import { countNonFinite, predictRows, reconstruct, trainPredictor } from '../../native/index.js';
 import type { LesaOptions } from './options.js';
+import { fnv1a } from '../../execute/f32.js';
 import { basis, block, type Decomposition } from './decompose.js';
 
 export interface Predictor {
@@ -43,7 +44,5 @@ export function interiorLayers(L: number, exclude: number[] = []): number[] {
 
 /** A per-type seed, so that types train on independent streams whatever their order. */
 export function typeSeed(seed: number, type: string): number {
-  let h = (seed ^ 0x9e3779b9) >>> 0;
-  for (let i = 0; i < type.length; i++) h = Math.imul(h ^ type.charCodeAt(i), 0x01000193) >>> 0;
-  return h;
+  return fnv1a(seed ^ 0x9e3779b9, type);
 }
