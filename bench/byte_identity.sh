@@ -3,6 +3,7 @@
 # "fixture method-args file sha256" for every output file; lesa.json is hashed without its
 # "created" timestamp. Run before and after a refactor and diff the two listings:
 #   bash bench/byte_identity.sh > /tmp/before.txt   ...   diff /tmp/before.txt /tmp/after.txt
+# BYTE_FAMILIES="llama gemma3" limits it to those tiny families (and skips SmolLM2).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FIX=${LESA_FIXTURES:-/root/.cache/lesa/fixtures}
@@ -28,7 +29,7 @@ run() { # $1 fixture dir, rest: expand args
   else echo "$(basename "$fx") [$*] refused: $err"; fi
 }
 # The fixtures of the first before/after runs (new fixtures would add lines to one side only).
-for name in gemma2 gemma3 llama mistral olmo2 phi3 qwen2 qwen3; do for dt in bf16 f32; do
+for name in ${BYTE_FAMILIES:-gemma2 gemma3 llama mistral olmo2 phi3 qwen2 qwen3}; do for dt in bf16 f32; do
   fx="$FIX/tiny-$name-$dt"
   L=$(layers "$fx")
   T=$((L + 2)); S=$(( (L + 2) % 2 == 0 ? L + 2 : L + 3 ))
@@ -46,5 +47,5 @@ for name in gemma2 gemma3 llama mistral olmo2 phi3 qwen2 qwen3; do for dt in bf1
   run "$fx" -m lesa --target-layers $T --epochs 2 --threads 1 --fill layer0 --zero-out --lambda 1e-3 --hidden 32 --batch 16 --lr 2e-3 --weight-decay 0.02 --seed 3
   run "$fx" -m lesa --target-layers $T --epochs 1 --align --threads 2 --max-memory 64KiB
 done; done
-run "$FIX/smollm2-135m" -m llama-pro --target-layers 32
-run "$FIX/smollm2-135m" -m copy --target-layers 32 --after 3,20
+[ -n "${BYTE_FAMILIES:-}" ] || run "$FIX/smollm2-135m" -m llama-pro --target-layers 32
+[ -n "${BYTE_FAMILIES:-}" ] || run "$FIX/smollm2-135m" -m copy --target-layers 32 --after 3,20

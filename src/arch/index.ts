@@ -1,5 +1,5 @@
 import { UserError } from '../errors.js';
-import type { DType, ModelConfig } from '../checkpoint/types.js';
+import { isFloatDType, type DType, type ModelConfig } from '../checkpoint/types.js';
 import { gemma2 } from './families/gemma2.js';
 import { gemma3 } from './families/gemma3.js';
 import { llama } from './families/llama.js';
@@ -52,7 +52,6 @@ export function layerTensorName(arch: ArchTable, layer: number, lt: LayerTensor)
   return `${arch.layerPrefix}${layer}.${lt.suffix}`;
 }
 
-const FLOAT = new Set<DType>(['F32', 'F16', 'BF16']);
 
 /** Validates that the checkpoint's tensors are exactly what the table and config describe. */
 export function resolveLayout(config: ModelConfig, tensors: Map<string, ShapeInfo>): ModelLayout {
@@ -100,7 +99,7 @@ export function resolveLayout(config: ModelConfig, tensors: Map<string, ShapeInf
     const first = tensors.get(layerTensorName(arch, 0, lt))!;
     const wantDims = lt.role === 'linear' ? 2 : 1;
     if (first.shape.length !== wantDims) throw new UserError(`tensor ${layerTensorName(arch, 0, lt)} has shape [${first.shape}] but a ${lt.role} must be ${wantDims}-D`);
-    if (!FLOAT.has(first.dtype)) throw new UserError(`tensor ${layerTensorName(arch, 0, lt)} has dtype ${first.dtype}; lesa handles F32, F16 and BF16 layers`);
+    if (!isFloatDType(first.dtype)) throw new UserError(`tensor ${layerTensorName(arch, 0, lt)} has dtype ${first.dtype}; lesa handles F32, F16 and BF16 layers`);
     for (let i = 1; i < layers; i++) {
       const t = tensors.get(layerTensorName(arch, i, lt))!;
       if (t.dtype !== first.dtype || t.shape.join() !== first.shape.join()) {

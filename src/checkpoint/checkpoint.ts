@@ -7,7 +7,7 @@ import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import * as path from 'node:path';
-import type { Checkpoint, DType, ModelConfig, TensorRef } from './types.js';
+import { isFloatDType, type Checkpoint, type DType, type ModelConfig, type TensorRef } from './types.js';
 import { toF32 } from '../native/index.js';
 import { CheckpointError, InternalError, ioError, q } from './errors.js';
 import { parseStrictJson, JsonSyntaxError, type Json } from './json.js';
@@ -284,7 +284,7 @@ class CheckpointImpl implements OpenedCheckpoint {
   async readF32(name: string): Promise<Float32Array> {
     const t = this.ref(name);
     const dt: DType = t.dtype;
-    if (dt !== 'F32' && dt !== 'F16' && dt !== 'BF16') {
+    if (!isFloatDType(dt)) {
       throw new CheckpointError('UnsupportedDtype', `${t.file}: tensor ${q(name)} is ${dt}; only F32, F16 and BF16 tensors can be computed with`, { file: t.file, tensor: name });
     }
     const raw = await this.readRaw(name);

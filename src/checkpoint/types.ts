@@ -9,6 +9,7 @@ export type DType = keyof typeof DTYPE_SIZES;
 /** Floating dtypes lesa can compute with (converted to f32 for math). */
 export type FloatDType = 'F32' | 'F16' | 'BF16';
 export const FLOAT_DTYPES: readonly FloatDType[] = ['F32', 'F16', 'BF16'];
+export const isFloatDType = (d: string): d is FloatDType => (FLOAT_DTYPES as readonly string[]).includes(d);
 
 /** Elements of a tensor of this shape (sizes already validated; see safetensors.ts checkedNumel for untrusted ones). */
 export function numel(shape: readonly number[]): number {

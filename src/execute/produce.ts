@@ -1,5 +1,5 @@
 import { readFinite as readChecked } from '../checkpoint/finite.js';
-import { DTYPE_SIZES, FLOAT_DTYPES, numel, type Checkpoint, type FloatDType } from '../checkpoint/types.js';
+import { DTYPE_SIZES, isFloatDType, numel, type Checkpoint, type FloatDType } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
 import { countNonFinite, fromF32, toF32 } from '../native/index.js';
 import type { Prepared } from '../methods/method.js';
@@ -8,7 +8,6 @@ import { CHECK_CHUNK } from '../plan/resources.js';
 import { frobenius } from './f32.js';
 import { gaussian } from './rng.js';
 
-const FLOATS = new Set<string>(FLOAT_DTYPES);
 const readFinite = (ckpt: Checkpoint, name: string) => readChecked(ckpt, name, 'the checkpoint is damaged');
 
 /** NaN/Inf count of raw float bytes, converted to f32 a chunk at a time (a copy holds only its raw bytes). */
@@ -27,7 +26,7 @@ export async function produce(ckpt: Checkpoint, t: OutputTensor, prepared?: Prep
   switch (r.kind) {
     case 'copy': {
       const raw = await ckpt.readRaw(r.src);
-      if (FLOATS.has(t.dtype)) {
+      if (isFloatDType(t.dtype)) {
         const bad = countNonFiniteRaw(raw, dtype);
         if (bad > 0) throw new UserError(`input tensor ${r.src} holds ${bad} NaN/Inf values; the checkpoint is damaged`);
       }
