@@ -6,8 +6,9 @@ the new layers train (the paper's setting; ``lesa.json`` says which ones are new
 ``--freeze none`` is the full-parameter ablation.
 
 The file reads top to bottom like nanoGPT's train.py: arguments, a few helpers
-(manifest, schedule, held-out loss, checkpoints), then `_train`, one loop that does
-schedule -> eval -> checkpoint -> accumulation -> clipping -> step -> log.
+(manifest, schedule, held-out loss, checkpoints), set-up functions (`setup`: run dir,
+data, model, optimizer; `resume`), then `_train_loop`, one screen that does
+eval -> checkpoint -> schedule -> accumulation -> clipping -> step -> log.
 
 Single process::
 
@@ -595,275 +596,336 @@ def _train(cfg) -> tuple[dict, Any]:
             dist.destroy_process_group()
 
 
-def _train_loop(cfg, env: Dist) -> tuple[dict, Any]:
-    import torch
-    import torch.distributed as dist
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+@dataclass
+class Run:
+    """Everything set-up hands the loop: the inputs, the wrapped model and its optimizer."""
+    cfg: Any
+    env: Dist
+    out: Path
+    model_dir: Path
+    manifest: Optional[dict]
+    weight_files: list
+    tokenizer: Any
+    sampler: WindowSampler
+    windows: Optional[np.ndarray]
+    train_info: dict
+    raw: Any = None  # the bare HF model (final/ is saved from its config)
+    model: Any = None  # raw wrapped by DDP/FSDP, or raw itself
+    optimizer: Any = None
+    params: list = None
+    trainable: list = None
+    n_train: int = 0
+    n_total: int = 0
+    bf16: bool = False
 
-    t_start = time.time()
-    rank, world, device = env.rank, env.world, env.device
-    if cfg.quiet or rank != 0:
-        from transformers.utils import logging as hf_logging
+    @property
+    def master(self) -> bool:
+        return self.env.rank == 0
 
-        hf_logging.disable_progress_bar()  # HF's load/save bars
-    master = rank == 0
-    distributed = world > 1 or cfg.fsdp
-
-    def barrier():
-        if distributed:
-            dist.barrier()
-
-    def say(msg: str):
-        if master and not cfg.quiet:
+    def say(self, msg: str):
+        if self.master and not self.cfg.quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    # -- inputs --------------------------------------------------------------
-    model_dir = Path(cfg.model).resolve()
-    out = Path(cfg.out).resolve()
-    weight_files = check_model_dir(model_dir)
-    manifest = load_manifest(model_dir)
+    def barrier(self):
+        if self.env.world > 1 or self.cfg.fsdp:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def autocast(self):
+        import torch
+
+        # Master weights and optimizer state stay f32; matmuls run in bf16.
+        return torch.autocast(device_type=self.env.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    @property
+    def dtype_name(self) -> str:
+        return "bf16" if self.bf16 else "f32"
+
+
+def check_run_dir(cfg, model_dir: Path, manifest: Optional[dict]) -> tuple[Path, Optional[Path]]:
+    """(out, checkpoint to resume from); refuses what cannot work before any loading."""
     if cfg.freeze == "original" and manifest is None:
-        apply_freeze(None, "original", None, model_dir)  # raises the clear error, before any loading
-    log_path = out / "log.jsonl"
+        apply_freeze(None, "original", None, model_dir)  # raises the clear error
+    out = Path(cfg.out).resolve()
     ckpt_path = latest_checkpoint(out) if out.exists() else None
     if cfg.resume and ckpt_path is None:
         raise CPTError(f"--resume: no checkpoint in {out / 'ckpt'}")
-    if not cfg.resume and (log_path.exists() or (out / "ckpt").exists()):
+    if not cfg.resume and ((out / "log.jsonl").exists() or (out / "ckpt").exists()):
         raise CPTError(f"{out} already holds a run (log.jsonl or ckpt/); pass --resume or choose a new --out")
+    return out, ckpt_path
+
+
+def use_bf16(cfg, device) -> bool:
+    import torch
 
     if cfg.dtype == "auto":
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    else:
-        bf16 = cfg.dtype == "bf16"
-    if bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if cfg.dtype == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise CPTError("--dtype bf16: this GPU does not support bfloat16")
-    dtype_name = "bf16" if bf16 else "f32"
+    return cfg.dtype == "bf16"
 
-    def autocast():
-        # Master weights and optimizer state stay f32; matmuls run in bf16.
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
 
-    # -- data: tokenise once (one process per node), everyone memory-maps the cache
+def load_data(cfg, env: Dist, model_dir: Path):
+    """(tokenizer, train sampler, eval windows, train data info).
+
+    One process per node tokenises and writes the cache; the others wait at the
+    barrier and memory-map it.
+    """
+    from transformers import AutoTokenizer
+
     cache_dir = Path(cfg.cache_dir or os.environ.get("LESA_CACHE_DIR") or Path.home() / ".cache/lesa/tokens")
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+
+    def tokens(build: bool):
+        train_ids, info = tokenize_file(tokenizer, model_dir, cfg.train, cache_dir, build=build)
+        eval_ids = tokenize_file(tokenizer, model_dir, cfg.eval, cache_dir, build=build)[0] if cfg.eval else None
+        return train_ids, eval_ids, info
+
     try:
         failure = None
         if env.local_rank == 0:
             try:
-                train_ids, train_info = tokenize_file(tokenizer, model_dir, cfg.train, cache_dir)
-                eval_ids = tokenize_file(tokenizer, model_dir, cfg.eval, cache_dir)[0] if cfg.eval else None
+                train_ids, eval_ids, info = tokens(build=True)
             except Exception as e:  # reach the barrier anyway: the other ranks must not hang
                 failure = e
-        barrier()
+        if env.world > 1 or cfg.fsdp:
+            import torch.distributed as dist
+
+            dist.barrier()
         if failure is not None:
             raise failure
         if env.local_rank != 0:
-            train_ids, train_info = tokenize_file(tokenizer, model_dir, cfg.train, cache_dir, build=False)
-            eval_ids = tokenize_file(tokenizer, model_dir, cfg.eval, cache_dir, build=False)[0] if cfg.eval else None
-        sampler = WindowSampler(train_ids, cfg.seq_len, cfg.batch, cfg.seed, rank)
+            train_ids, eval_ids, info = tokens(build=False)
+        sampler = WindowSampler(train_ids, cfg.seq_len, cfg.batch, cfg.seed, env.rank)
         windows = eval_windows(eval_ids, cfg.seq_len, cfg.eval_tokens) if cfg.eval else None
     except DataError as e:
         raise CPTError(str(e))
+    return tokenizer, sampler, windows, info
 
-    # Seeds: nothing below draws from these by default (no dropout in Llama), but
-    # a model with dropout must not give every rank the same mask.
-    random.seed(cfg.seed + rank)
-    np.random.seed(cfg.seed + rank)
-    torch.manual_seed(cfg.seed + rank)
 
-    # -- model ----------------------------------------------------------------
-    # Loaded in f32 whatever the checkpoint stores: AdamW updates of 1e-5 relative
-    # size vanish in bf16 weights. use_safetensors=True: never unpickle.
-    raw = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, use_safetensors=True)
-    trainable = apply_freeze(raw, cfg.freeze, manifest, model_dir)
-    n_total = sum(p.numel() for p in raw.parameters())
-    n_train = sum(p.numel() for p in raw.parameters() if p.requires_grad)
-    src_dtype = source_dtype(weight_files)
+def seed_everything(seed: int, rank: int) -> None:
+    import torch
+
+    # Nothing draws from these by default (no dropout in Llama), but a model with
+    # dropout must not give every rank the same mask.
+    random.seed(seed + rank)
+    np.random.seed(seed + rank)
+    torch.manual_seed(seed + rank)
+
+
+def build_model(run: Run) -> None:
+    """Load the model in f32, freeze, wrap it for DDP/FSDP; sets run.raw/model/trainable."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    cfg, device = run.cfg, run.env.device
+    # f32 whatever the checkpoint stores: AdamW updates of 1e-5 relative size
+    # vanish in bf16 weights. use_safetensors=True: never unpickle.
+    raw = AutoModelForCausalLM.from_pretrained(str(run.model_dir), dtype=torch.float32, use_safetensors=True)
+    run.trainable = apply_freeze(raw, cfg.freeze, run.manifest, run.model_dir)
+    run.n_total = sum(p.numel() for p in raw.parameters())
+    run.n_train = sum(p.numel() for p in raw.parameters() if p.requires_grad)
     raw.train()
-
+    raw.to(device)
     if cfg.fsdp:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32)
-        raw.to(device)
+        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if run.bf16 else None, reduce_dtype=torch.float32)
         # One FSDP unit per decoder layer (all-gathered just before it runs, freed
         # after), then the root for embeddings, final norm and lm_head.
         for layer in raw.model.layers:
             fully_shard(layer, mp_policy=mp)
         fully_shard(raw, mp_policy=mp)
         model = raw
-    elif world > 1:
+    elif run.env.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        raw.to(device)
         # Frozen params have requires_grad=False, so DDP neither buckets nor
         # all-reduces them; every trainable param is used in each forward, so
         # find_unused_parameters=False (no extra graph traversal per step).
-        model = DDP(raw, device_ids=[device.index] if device.type == "cuda" else None,
-                    find_unused_parameters=False)
+        model = DDP(raw, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=False)
     else:
-        raw.to(device)
         model = raw
+    run.raw, run.model = raw, model
 
-    # -- optimizer ------------------------------------------------------------
+
+def build_optimizer(run: Run) -> None:
+    import torch
+
+    cfg = run.cfg
+    run.params = [p for p in run.model.parameters() if p.requires_grad]
     # Weight decay on matrices only; norms and biases are not decayed (nanoGPT).
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
+    decay = [p for p in run.params if p.dim() >= 2]
+    no_decay = [p for p in run.params if p.dim() < 2]
+    run.optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8,
     )
 
-    # What must match for a resume to continue the same trajectory.
-    identity = {
-        "model": model_identity(model_dir, weight_files),
-        "train_sha256": train_info["sha256"],
-        "tokenizer": train_info["tokenizer"],
+
+def run_identity(run: Run) -> dict:
+    """What must match for a resume to continue the same trajectory."""
+    cfg = run.cfg
+    return {
+        "model": model_identity(run.model_dir, run.weight_files),
+        "train_sha256": run.train_info["sha256"],
+        "tokenizer": run.train_info["tokenizer"],
         "freeze": cfg.freeze, "seq_len": cfg.seq_len, "batch": cfg.batch, "grad_accum": cfg.grad_accum,
         "lr": cfg.lr, "min_lr": cfg.min_lr, "warmup": cfg.warmup, "decay_steps": cfg.decay_steps,
         "weight_decay": cfg.weight_decay, "grad_clip": cfg.grad_clip, "seed": cfg.seed,
-        "dtype": dtype_name, "world_size": world, "fsdp": bool(cfg.fsdp),
+        "dtype": run.dtype_name, "world_size": run.env.world, "fsdp": bool(cfg.fsdp),
     }
 
-    # -- resume ---------------------------------------------------------------
-    step, tokens_done, elapsed_before = 0, 0, 0.0
-    if cfg.resume:
-        state = load_checkpoint(ckpt_path, model, optimizer, trainable)
-        diff = {k: (state["identity"].get(k), v) for k, v in identity.items() if state["identity"].get(k) != v}
-        if diff:
-            what = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
-            raise CPTError(f"--resume: {ckpt_path} was made with different settings ({what})")
-        step, tokens_done, elapsed_before = state["step"], state["tokens"], state["elapsed"]
-        mine = state["ranks"][rank]
-        sampler.load_state_dict(mine["sampler"])
-        _set_rng_state(mine["rng"])
-        if master and log_path.exists():
-            # Drop rows written after the checkpoint (a crash after it); eval rows
-            # at the checkpoint's step are recomputed below.
-            rows = [json.loads(l) for l in log_path.read_text().splitlines() if l.strip()]
-            keep = [r for r in rows if r["step"] < step or (r["step"] == step and "loss" in r)]
-            log_path.write_text("".join(json.dumps(r) + "\n" for r in keep))
-        say(f"resumed from {ckpt_path} at step {step}")
-    start_step = step
 
-    if master:
-        out.mkdir(parents=True, exist_ok=True)
-        log = open(log_path, "a", buffering=1)
-        (out / "args.json").write_text(json.dumps(vars(cfg), indent=2, default=str) + "\n")
-    else:
-        log = None
+def resume(run: Run, ckpt_path: Path, identity: dict) -> tuple[int, int, float]:
+    """Load the checkpoint into the model, optimizer, sampler and RNGs; (step, tokens, elapsed)."""
+    state = load_checkpoint(ckpt_path, run.model, run.optimizer, run.trainable)
+    diff = {k: (state["identity"].get(k), v) for k, v in identity.items() if state["identity"].get(k) != v}
+    if diff:
+        what = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
+        raise CPTError(f"--resume: {ckpt_path} was made with different settings ({what})")
+    mine = state["ranks"][run.env.rank]
+    run.sampler.load_state_dict(mine["sampler"])
+    _set_rng_state(mine["rng"])
+    log_path = run.out / "log.jsonl"
+    if run.master and log_path.exists():
+        # Drop rows written after the checkpoint (a crash after it); eval rows
+        # at the checkpoint's step are recomputed by the loop.
+        step = state["step"]
+        rows = [json.loads(l) for l in log_path.read_text().splitlines() if l.strip()]
+        keep = [r for r in rows if r["step"] < step or (r["step"] == step and "loss" in r)]
+        log_path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+    run.say(f"resumed from {ckpt_path} at step {state['step']}")
+    return state["step"], state["tokens"], state["elapsed"]
 
-    def log_row(row: dict):
-        if log is not None:
-            log.write(json.dumps(row) + "\n")
 
+def open_log(run: Run):
+    """Rank 0's line-buffered log.jsonl (None on the other ranks); args.json beside it."""
+    if not run.master:
+        return None
+    run.out.mkdir(parents=True, exist_ok=True)
+    (run.out / "args.json").write_text(json.dumps(vars(run.cfg), indent=2, default=str) + "\n")
+    return open(run.out / "log.jsonl", "a", buffering=1)
+
+
+def setup(cfg, env: Dist) -> tuple[Run, Optional[Path]]:
+    """Check the inputs, tokenise, load and wrap the model, build the optimizer."""
+    if cfg.quiet or env.rank != 0:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # HF's load/save bars
+    model_dir = Path(cfg.model).resolve()
+    weight_files = check_model_dir(model_dir)
+    manifest = load_manifest(model_dir)
+    out, ckpt_path = check_run_dir(cfg, model_dir, manifest)
+    bf16 = use_bf16(cfg, env.device)
+    tokenizer, sampler, windows, train_info = load_data(cfg, env, model_dir)
+    seed_everything(cfg.seed, env.rank)
+    run = Run(cfg=cfg, env=env, out=out, model_dir=model_dir, manifest=manifest, weight_files=weight_files,
+              tokenizer=tokenizer, sampler=sampler, windows=windows, train_info=train_info, bf16=bf16)
+    build_model(run)
+    build_optimizer(run)
+    return run, ckpt_path
+
+
+def micro_steps(run: Run):
+    """(micro-batch, gradient-sync context) for each of the --grad-accum micro-batches of one step."""
+    import torch
+
+    cfg, ddp = run.cfg, run.env.world > 1 and not run.cfg.fsdp
+    for micro in range(cfg.grad_accum):
+        last = micro == cfg.grad_accum - 1
+        # Reduce gradients across ranks only on the last micro-batch.
+        if cfg.fsdp:
+            run.model.set_requires_gradient_sync(last)
+        sync = run.model.no_sync() if ddp and not last else contextlib.nullcontext()
+        yield torch.from_numpy(run.sampler.next_batch()).to(run.env.device, non_blocking=True), sync
+
+
+def _train_loop(cfg, env: Dist) -> tuple[dict, Any]:
+    import torch
+    import torch.distributed as dist
+
+    t_start = time.time()
+    run, ckpt_path = setup(cfg, env)
+    world, model, optimizer = env.world, run.model, run.optimizer
+    identity = run_identity(run)
+    step, tokens_done, elapsed_before = resume(run, ckpt_path, identity) if cfg.resume else (0, 0, 0.0)
+    start_step, log = step, open_log(run)
     tokens_per_step = cfg.batch * cfg.seq_len * cfg.grad_accum * world
-    say(f"cpt: {n_train:,}/{n_total:,} params trainable (--freeze {cfg.freeze}), {world} process(es) on "
-        f"{device.type}, {dtype_name}, {tokens_per_step:,} tokens/step, {cfg.steps} steps")
-    ddp = world > 1 and not cfg.fsdp
-    last_loss, last_eval = None, None
-    t0 = time.time()
-
-    # -- the loop ------------------------------------------------------------
+    n_train, n_total = run.n_train, run.n_total
+    run.say(f"cpt: {n_train:,}/{n_total:,} params trainable (--freeze {cfg.freeze}), {world} process(es) on "
+            f"{env.device.type}, {run.dtype_name}, {tokens_per_step:,} tokens/step, {cfg.steps} steps")
+    last_loss, last_eval, t0 = None, None, time.time()
     try:
         while True:
-            # Held-out eval at step 0, every --eval-every steps and at the end.
-            if windows is not None and (step == 0 or step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0)):
-                el = heldout_loss(model, windows, cfg.batch, device, autocast, rank, world)
-                last_eval = el
-                log_row({"step": step, "eval_loss": el, "eval_ppl": math.exp(min(el, 700.0))})
-                say(f"step {step}: eval loss {el:.4f}, ppl {math.exp(min(el, 700.0)):.3f}")
-
-            # Checkpoint every --save-every steps and at the end (not the step we resumed at).
+            if run.windows is not None and (step in (0, cfg.steps) or (cfg.eval_every and step % cfg.eval_every == 0)):
+                last_eval = heldout_loss(model, run.windows, cfg.batch, env.device, run.autocast, env.rank, world)
+                ppl = math.exp(min(last_eval, 700.0))
+                if log:
+                    log.write(json.dumps({"step": step, "eval_loss": last_eval, "eval_ppl": ppl}) + "\n")
+                run.say(f"step {step}: eval loss {last_eval:.4f}, ppl {ppl:.3f}")
+            # Not at the step we resumed at: that checkpoint exists.
             if cfg.save_every and step > start_step and (step % cfg.save_every == 0 or step == cfg.steps):
-                save_checkpoint(out, step, model, optimizer, sampler, trainable,
+                save_checkpoint(run.out, step, model, optimizer, run.sampler, run.trainable,
                                 {"identity": identity, "tokens": tokens_done,
-                                 "elapsed": elapsed_before + time.time() - t0}, rank, world, cfg.keep)
-
+                                 "elapsed": elapsed_before + time.time() - t0}, env.rank, world, cfg.keep)
             if step >= cfg.steps:
                 break
 
-            # The schedule is a function of the step; set it on every group.
+            # The schedule is a pure function of the step: nothing else to checkpoint.
             lr = lr_at(step, cfg)
             for g in optimizer.param_groups:
                 g["lr"] = lr
-
-            # Gradient accumulation: the gradients of grad_accum micro-batches sum
-            # into .grad; each loss is divided so the sum is the mean.
-            loss_sum = torch.zeros((), device=device)
-            for micro in range(cfg.grad_accum):
-                last_micro = micro == cfg.grad_accum - 1
-                # Reduce gradients across ranks only on the last micro-batch.
-                if ddp and not last_micro:
-                    sync = model.no_sync()
-                else:
-                    sync = contextlib.nullcontext()
-                if cfg.fsdp:
-                    model.set_requires_gradient_sync(last_micro)
-                x = torch.from_numpy(sampler.next_batch()).to(device, non_blocking=True)
+            loss_sum = torch.zeros((), device=env.device)
+            for x, sync in micro_steps(run):
                 with sync:
-                    with autocast():
+                    with run.autocast():
                         loss = lm_loss(model, x)
-                    (loss / cfg.grad_accum).backward()
+                    (loss / cfg.grad_accum).backward()  # the summed gradients are the mean's
                 loss_sum += loss.detach()
-
-            # Clip the global norm (over all ranks' shards under FSDP).
             grad_norm = None
-            if cfg.grad_clip > 0:
-                gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                grad_norm = gn.full_tensor() if hasattr(gn, "full_tensor") else gn
+            if cfg.grad_clip > 0:  # the global norm: over all ranks' shards under FSDP
+                grad_norm = torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip)
+                grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)  # frees the grads' memory until the next backward
             step += 1
             tokens_done += tokens_per_step
 
-            # Logged loss: mean over micro-batches and ranks. The .item() below is a
-            # CPU-GPU sync point, once per step (cheap next to the step itself).
             loss_avg = loss_sum / cfg.grad_accum
             if world > 1:
                 dist.all_reduce(loss_avg)
                 loss_avg = loss_avg / world
-            last_loss = loss_avg.item()
-            elapsed = elapsed_before + time.time() - t0
-            row = {"step": step, "loss": last_loss, "lr": lr, "tokens": tokens_done, "elapsed": round(elapsed, 3)}
+            last_loss = loss_avg.item()  # one CPU-GPU sync per step
+            row = {"step": step, "loss": last_loss, "lr": lr, "tokens": tokens_done,
+                   "elapsed": round(elapsed_before + time.time() - t0, 3)}
             if grad_norm is not None:
                 row["grad_norm"] = grad_norm.item()
-            log_row(row)
-            say(f"step {step}/{cfg.steps}: loss {last_loss:.4f}, lr {lr:.3e}, {tokens_done:,} tokens, "
-                f"{tokens_per_step * (step - start_step) / max(1e-9, time.time() - t0):,.0f} tok/s")
+            if log:
+                log.write(json.dumps(row) + "\n")
+            run.say(f"step {step}/{cfg.steps}: loss {last_loss:.4f}, lr {lr:.3e}, {tokens_done:,} tokens, "
+                    f"{tokens_per_step * (step - start_step) / max(1e-9, time.time() - t0):,.0f} tok/s")
     finally:
-        if log is not None:
+        if log:
             log.close()
 
-    final_path = None
-    if cfg.save_final:
-        final_path = save_final(out, model, raw, tokenizer, model_dir, src_dtype, rank, world)
-
+    final_path = save_final(run.out, model, run.raw, run.tokenizer, run.model_dir, source_dtype(run.weight_files),
+                            env.rank, world) if cfg.save_final else None
     summary = {
-        "out": str(out),
-        "log": str(log_path),
-        "steps": step,
-        "start_step": start_step,
-        "tokens": tokens_done,
-        "final_loss": last_loss,
-        "final_eval_loss": last_eval,
+        "out": str(run.out), "log": str(run.out / "log.jsonl"), "steps": step, "start_step": start_step,
+        "tokens": tokens_done, "final_loss": last_loss, "final_eval_loss": last_eval,
         "final_eval_ppl": math.exp(min(last_eval, 700.0)) if last_eval is not None else None,
-        "trainable_params": n_train,
-        "total_params": n_total,
-        "freeze": cfg.freeze,
-        "world_size": world,
-        "device": device.type,
-        "dtype": dtype_name,
-        "fsdp": bool(cfg.fsdp),
-        "checkpoint": str(latest_checkpoint(out)) if cfg.save_every and latest_checkpoint(out) else None,
-        "final": str(final_path) if final_path else (str(out / "final") if cfg.save_final else None),
-        "elapsed": round(elapsed_before + time.time() - t0, 3),
-        "wall": round(time.time() - t_start, 3),
+        "trainable_params": n_train, "total_params": n_total, "freeze": cfg.freeze, "world_size": world,
+        "device": env.device.type, "dtype": run.dtype_name, "fsdp": bool(cfg.fsdp),
+        "checkpoint": str(latest_checkpoint(run.out)) if cfg.save_every and latest_checkpoint(run.out) else None,
+        "final": str(final_path) if final_path else (str(run.out / "final") if cfg.save_final else None),
+        "elapsed": round(elapsed_before + time.time() - t0, 3), "wall": round(time.time() - t_start, 3),
     }
-    if master:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary, raw
+    if run.master:
+        (run.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary, run.raw
 
 
 def main(argv=None) -> int:
