@@ -76,7 +76,10 @@ def free_bytes(path: Path) -> int:
 
 
 def _is_disk_full(e: BaseException) -> bool:
-    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(e, OSError):
+        return e.errno in (errno.ENOSPC, errno.EDQUOT)
+    # safetensors' Rust writer reports I/O errors as SafetensorError("... (os error N)").
+    return any(f"(os error {n})" in str(e) for n in (errno.ENOSPC, errno.EDQUOT))
 
 
 @contextlib.contextmanager
