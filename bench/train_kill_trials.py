@@ -45,6 +45,7 @@ import torch  # noqa: E402
 
 import _tiny  # noqa: E402
 from lesa_py import checkpoints, cpt  # noqa: E402
+from lesa_py.data import sha256_file  # noqa: E402
 
 torch.set_num_threads(1)
 ARGS = dict(steps=8, seq_len=16, batch=4, lr=1e-2, min_lr=1e-3, warmup=1, eval_every=3, eval_tokens=400,
@@ -58,7 +59,7 @@ CORRUPT = ["step:6", "save.model:4", "eval:20", "step:8"]  # then flip a byte of
 
 
 def sha(p: Path) -> str:
-    return checkpoints.sha256_of(p)
+    return sha256_file(p)
 
 
 def child(args: dict, point: str | None, kill_after: float | None, af: Path) -> tuple[int, float]:

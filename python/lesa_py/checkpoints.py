@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import random
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
+
+from .data import sha256_file
 
 CKPT_FORMAT = "lesa-cpt-ckpt/2"
 CHECKSUMS = "checksums.json"
@@ -52,14 +53,6 @@ def failpoint(name: str) -> None:
         _passes[name] = _passes.get(name, 0) + 1
         if _passes[name] == int(nth or 1):
             os.kill(os.getpid(), signal.SIGKILL)
-
-
-def sha256_of(path: Path, bufsize: int = 16 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(bufsize):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -144,7 +137,7 @@ def check_complete(path: Path) -> Optional[str]:
         return f"{CHECKSUMS} is not a {CKPT_FORMAT} checksum list"
     for name, want in files.items():
         try:
-            got = sha256_of(path / name)
+            got = sha256_file(path / name)
         except OSError as e:
             return f"{name} unreadable ({e.strerror})"
         if got != want:
@@ -297,7 +290,7 @@ def save_checkpoint(out: Path, step: int, model, optimizer, sampler, trainable: 
             failpoint("save.model")
             save_file(otensors, str(tmp / "optimizer.safetensors"))
             (tmp / "state.json").write_text(meta)
-            sums = {"format": CKPT_FORMAT, "files": {f: sha256_of(tmp / f) for f in CKPT_FILES}}
+            sums = {"format": CKPT_FORMAT, "files": {f: sha256_file(tmp / f) for f in CKPT_FILES}}
             (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=1) + "\n")
         failpoint("save.renamed")
         lt = root / f".tmp-latest-{os.getpid()}"
