@@ -104,7 +104,9 @@ def staged_dir(final: Path, need: int, what: str, fix: str) -> Iterator[Path]:
         _fsync_dir(tmp)
         failpoint("save.synced")
         if final.exists():  # only ever a refused (corrupt) checkpoint or an old final/
-            shutil.rmtree(final)
+            old = final.parent / f".tmp-old-{final.name}-{os.getpid()}"
+            os.rename(final, old)  # out of sight before deleting: see save_checkpoint's pruning
+            shutil.rmtree(old)
         os.rename(tmp, final)
         _fsync_dir(final.parent)
     except BaseException as e:
@@ -297,9 +299,13 @@ def save_checkpoint(out: Path, step: int, model, optimizer, sampler, trainable: 
         lt.write_text(name + "\n")
         os.replace(lt, root / "latest")
         # Keep only the newest `keep`: the optimizer state of a big model is large.
+        # Renamed out of sight first: a kill inside rmtree must not leave a half-deleted
+        # checkpoint under a real name (the next run removes the hidden one).
         for d in sorted(root.glob(STEP_GLOB))[:-keep]:
             failpoint("save.prune")
-            shutil.rmtree(d, ignore_errors=True)
+            gone = root / f".tmp-prune-{d.name}-{os.getpid()}"
+            os.rename(d, gone)
+            shutil.rmtree(gone, ignore_errors=True)
         path = root / name
     except BaseException as e:
         failure = e
