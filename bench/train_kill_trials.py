@@ -63,6 +63,7 @@ def sha(p: Path) -> str:
 
 
 def child(args: dict, point: str | None, kill_after: float | None, af: Path) -> tuple[int, float]:
+    """(exit status, seconds from the log's creation to the last checkpoint's) of one training child."""
     af.write_text(json.dumps(args))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "python"))
     if point:
@@ -70,8 +71,11 @@ def child(args: dict, point: str | None, kill_after: float | None, af: Path) -> 
     code = "import json,sys,torch; torch.set_num_threads(1); from lesa_py import cpt; cpt.train(json.load(open(sys.argv[1])))"
     p = subprocess.Popen([sys.executable, "-c", code, str(af)], env=env, stderr=subprocess.DEVNULL)
     log = Path(args["out"]) / "log.jsonl"
-    t_log = None
+    last = Path(args["out"]) / "ckpt" / f"step-{args['steps']:08d}"
+    t_log, t_last = None, None
     while p.poll() is None:
+        if t_last is None and last.exists():
+            t_last = time.time()
         if t_log is None and log.exists():
             t_log = time.time()  # set-up done: training has begun
         if kill_after is not None and t_log is not None and time.time() - t_log >= kill_after:
@@ -79,7 +83,7 @@ def child(args: dict, point: str | None, kill_after: float | None, af: Path) -> 
             break
         time.sleep(0.005)
     rc = p.wait()
-    return rc, (time.time() - t_log) if t_log else 0.0
+    return rc, (t_last or time.time()) - t_log if t_log else 0.0
 
 
 def log_rows(out: Path):
@@ -161,6 +165,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--random", type=int, default=10, help="trials killed at a random moment")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-points", action="store_true", help="only the random-moment trials")
     ap.add_argument("--out", default=str(ROOT / "bench/results/train-faults.md"))
     a = ap.parse_args()
     t_begin, load_before = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()
@@ -176,7 +181,7 @@ def main() -> int:
     rc, span = child(dict(base, out=str(root / "calib")), None, None, root / "calib.json")
     assert rc == 0, rc
     rng = random.Random(a.seed)
-    plan = [(p, None, False) for p in POINTS] + [(p, None, True) for p in CORRUPT]
+    plan = [] if a.no_points else [(p, None, False) for p in POINTS] + [(p, None, True) for p in CORRUPT]
     plan += [(None, rng.uniform(0, span), False) for _ in range(a.random)]
     recs = []
     for i, (point, after, corrupt) in enumerate(plan):
@@ -189,14 +194,16 @@ def main() -> int:
     lines = [
         "# Continued pre-training under SIGKILL: kill trials",
         "",
-        f"Command: `PYTHONPATH=python python bench/train_kill_trials.py --random {a.random} --seed {a.seed}`  ",
+        f"Command: `PYTHONPATH=python python bench/train_kill_trials.py --random {a.random} --seed {a.seed}"
+        f"{' --no-points' if a.no_points else ''}`  ",
         f"Date: {t_begin}. Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"torch {torch.__version__}; load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f} "
         "(shared machine; timings here are not figures).",
         "",
         f"Run: tiny 4-layer Llama (2 new layers trained), {ARGS['steps']} steps, checkpoint every "
         f"{ARGS['save_every']} (keep {ARGS['keep']}), eval every {ARGS['eval_every']}, `--resume auto`. "
-        f"Random kills fall uniformly in the {span:.1f} s the training phase of an uninterrupted child took.",
+        f"Random kills fall uniformly in the {span:.1f} s an uninterrupted child took from the start of its log "
+        "to its last checkpoint.",
         "",
         f"**{len(recs)} trials: {count['resumed exactly']} resumed exactly, {count['refused cleanly']} refused "
         f"cleanly (corrupt newest checkpoint refused, previous used, then exact), {count['lost']} lost anything.**",
@@ -205,7 +212,8 @@ def main() -> int:
         "|---|---|---|---|---|---|---|",
     ]
     for r in recs:
-        point = r["point"] + (" + corrupt newest" if r["point"] in CORRUPT and r["trial"] >= len(POINTS) else "")
+        corrupt = not a.no_points and r["point"] in CORRUPT and r["trial"] >= len(POINTS)
+        point = r["point"] + (" + corrupt newest" if corrupt else "")
         lines.append(f"| {r['trial']} | {point} | {r['observed']} | {r['rc']} | {r['on_disk']} | "
                      f"{r['resumed_from']} | {r['outcome']} |")
     Path(a.out).write_text("\n".join(lines) + "\n")
