@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -117,6 +118,40 @@ def cache_path(cache_dir: os.PathLike, tok_hash: str, text_hash: str) -> Path:
     return Path(cache_dir) / f"{tok_hash[:20]}-{text_hash[:20]}.npy"
 
 
+def cache_problem(path: Path, tokenizer, text_path: Path, probe_chars: int = 4096) -> Optional[str]:
+    """None if the cached ids at `path` can be trusted for `text_path`, else what is wrong.
+
+    The file name carries the tokenizer and text hashes, but a file can be cut
+    short (a full disk, a copy) or copied in from elsewhere: check the .npy header
+    against the file size, the ids against the vocabulary, and that the text's
+    first lines encode to the cache's first ids.
+    """
+    try:
+        with open(path, "rb") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+            data_start = f.tell()
+    except (OSError, ValueError, SyntaxError) as e:
+        return f"is not a readable .npy file ({e})"
+    if dtype != np.uint32 or len(shape) != 1 or fortran:
+        return f"holds {dtype} {shape}, expected a flat uint32 array"
+    size = path.stat().st_size
+    if size != data_start + 4 * shape[0]:
+        return f"is {size} bytes, its header says {data_start + 4 * shape[0]} (truncated?)"
+    ids = np.load(path, mmap_mode="r")
+    head = np.asarray(ids[: 1 << 20])
+    if head.size and int(head.max()) >= len(tokenizer):
+        return f"holds id {int(head.max())}, beyond this tokenizer's {len(tokenizer)} tokens"
+    with open(text_path, "r", encoding="utf-8") as f:
+        text = f.read(probe_chars)
+    text = text[: text.rfind("\n") + 1] or text
+    want = tokenizer(text, add_special_tokens=False)["input_ids"][:-8]  # the cut may merge differently
+    if want and not np.array_equal(np.asarray(ids[: len(want)]), np.asarray(want, dtype=np.uint32)):
+        return "does not start with this tokenizer's ids for this text (written for another tokenizer?)"
+    return None
+
+
 def tokenize_file(
     tokenizer,
     model_dir: os.PathLike,
@@ -137,6 +172,11 @@ def tokenize_file(
     tok_hash = tokenizer_hash(model_dir)
     text_hash = sha256_file(text_path)
     out = cache_path(cache_dir, tok_hash, text_hash)
+    if build and out.is_file():
+        why = cache_problem(out, tokenizer, text_path)
+        if why:
+            print(f"lesa: token cache {out} {why}; rebuilding it", file=sys.stderr, flush=True)
+            out.unlink()
     if not out.is_file():
         if not build:
             raise DataError(f"token cache {out} missing (rank 0 should have built it)")
