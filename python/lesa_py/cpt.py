@@ -39,7 +39,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .data import DataError, WindowSampler, eval_windows, sha256_file, tokenize_file
+from .data import DataError, WindowSampler, eval_windows, sha256_file, tokenize_corpus
 
 CKPT_FORMAT = "lesa-cpt-ckpt/1"
 MANIFEST_FORMAT = "lesa-manifest/1"
@@ -61,8 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a = p.add_argument
     a("--model", required=True, help="HF checkpoint dir (safetensors only), normally written by `lesa expand`")
-    a("--train", required=True, help="training text file (UTF-8)")
-    a("--eval", default=None, help="held-out text file (optional)")
+    a("--train", required=True, help="training data: a UTF-8 text file, a directory of .txt/.jsonl/.parquet files, "
+      "a .jsonl or .parquet file, or a datasets save_to_disk directory (documents get the model's BOS/EOS)")
+    a("--eval", default=None, help="held-out data, same forms as --train (optional)")
+    a("--text-field", default="text", help="the text field of JSONL rows / column of Parquet and Arrow data")
     a("--out", required=True, help="run dir: log.jsonl, ckpt/, final/")
     a("--freeze", choices=["original", "none"], default="original",
       help="original: train only the layers lesa.json lists as new (the paper's setting); none: train everything")
@@ -229,6 +231,12 @@ def source_dtype(weight_files: list[Path]):
     with safe_open(str(weight_files[0]), framework="pt") as f:
         keys = list(f.keys())
         return f.get_slice(keys[0]).get_dtype() if keys else "F32"
+
+
+def data_summary(info: Optional[dict]) -> Optional[dict]:
+    """What the summary records of one input: size, documents, rows skipped and why."""
+    keys = ("path", "sha256", "tokens", "documents", "skipped", "ignored_files", "bos", "eos", "text_field")
+    return {k: info[k] for k in keys} if info else None
 
 
 _ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
@@ -650,20 +658,29 @@ def _train_loop(cfg, env: Dist) -> tuple[dict, Any]:
         failure = None
         if env.local_rank == 0:
             try:
-                train_ids, train_info = tokenize_file(tokenizer, model_dir, cfg.train, cache_dir)
-                eval_ids = tokenize_file(tokenizer, model_dir, cfg.eval, cache_dir)[0] if cfg.eval else None
+                train_ids, train_info = tokenize_corpus(tokenizer, model_dir, cfg.train, cache_dir, text_field=cfg.text_field)
+                eval_ids, eval_info = (tokenize_corpus(tokenizer, model_dir, cfg.eval, cache_dir, text_field=cfg.text_field)
+                                       if cfg.eval else (None, None))
             except Exception as e:  # reach the barrier anyway: the other ranks must not hang
                 failure = e
         barrier()
         if failure is not None:
             raise failure
         if env.local_rank != 0:
-            train_ids, train_info = tokenize_file(tokenizer, model_dir, cfg.train, cache_dir, build=False)
-            eval_ids = tokenize_file(tokenizer, model_dir, cfg.eval, cache_dir, build=False)[0] if cfg.eval else None
-        sampler = WindowSampler(train_ids, cfg.seq_len, cfg.batch, cfg.seed, rank)
-        windows = eval_windows(eval_ids, cfg.seq_len, cfg.eval_tokens) if cfg.eval else None
+            train_ids, train_info = tokenize_corpus(tokenizer, model_dir, cfg.train, cache_dir,
+                                                    text_field=cfg.text_field, build=False)
+            eval_ids, eval_info = (tokenize_corpus(tokenizer, model_dir, cfg.eval, cache_dir, text_field=cfg.text_field,
+                                                   build=False) if cfg.eval else (None, None))
+        # Every window starts with BOS where the tokenizer adds one (data.conventions).
+        sampler = WindowSampler(train_ids, cfg.seq_len, cfg.batch, cfg.seed, rank,
+                                bos=train_info["bos"], eos=train_info["eos"])
+        windows = (eval_windows(eval_ids, cfg.seq_len, cfg.eval_tokens, bos=eval_info["bos"], eos=eval_info["eos"])
+                   if cfg.eval else None)
     except DataError as e:
         raise CPTError(str(e))
+    for flag, info in (("--train", train_info), ("--eval", eval_info)):
+        if master and info and info["skipped_note"]:  # printed even with --quiet: data was left out
+            print(f"lesa train: {flag} {info['path']}: {info['skipped_note']}", file=sys.stderr, flush=True)
 
     # Seeds: nothing below draws from these by default (no dropout in Llama), but
     # a model with dropout must not give every rank the same mask.
@@ -856,6 +873,8 @@ def _train_loop(cfg, env: Dist) -> tuple[dict, Any]:
         "device": device.type,
         "dtype": dtype_name,
         "fsdp": bool(cfg.fsdp),
+        "train_data": data_summary(train_info),
+        "eval_data": data_summary(eval_info),
         "checkpoint": str(latest_checkpoint(out)) if cfg.save_every and latest_checkpoint(out) else None,
         "final": str(final_path) if final_path else (str(out / "final") if cfg.save_final else None),
         "elapsed": round(elapsed_before + time.time() - t0, 3),
