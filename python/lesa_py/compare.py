@@ -65,6 +65,7 @@ VARIANT_FLAGS = {"zero-out": ["--zero-out"], "align": ["--align"], "mean-fill": 
 PLACEMENTS = ("top", "uniform", "bottom", "llama-pro")
 FIXTURES = Path(os.environ.get("LESA_FIXTURES") or Path.home() / ".cache" / "lesa" / "fixtures")
 EVAL_WINDOW, EVAL_STRIDE = 1024, 512
+STUDY_SEQ_LEN = 512  # issue 12: windows of at least 512 tokens, the model's context allowing
 
 
 class UserError(Exception):
@@ -88,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--eval", default=str(FIXTURES / "text" / "moby-dick.txt"), help="held-out data, same forms")
     a("--text-field", default="text", help="text field of JSONL rows / column of Parquet and Arrow data")
     a("--steps", type=int, default=60)
-    a("--seq-len", type=int, default=512, help="CPT and held-out window (at most the model's context)")
+    a("--seq-len", type=int, default=None,
+      help=f"CPT and held-out window (default {STUDY_SEQ_LEN}, or the model's context if shorter)")
     a("--batch", type=int, default=4)
     a("--lr", type=float, default=1e-4, help="peak learning rate (cosine to lr/10)")
     a("--warmup", type=int, default=None, help="warm-up steps (default: steps // 10)")
@@ -131,6 +133,12 @@ def check_args(args) -> list[str]:
             open_corpus(getattr(args, f), args.text_field)  # the structure now, rows when tokenised
         except DataError as e:
             raise UserError(f"--{f}: {e}") from None
+    ctx = json.loads((d / "config.json").read_text())
+    ctx = ctx.get("text_config", ctx).get("max_position_embeddings")
+    if args.seq_len is None:
+        args.seq_len = min(STUDY_SEQ_LEN, ctx or STUDY_SEQ_LEN)
+    elif ctx and args.seq_len > ctx:
+        raise UserError(f"--seq-len {args.seq_len} exceeds the model's context ({ctx} positions)")
     for name in ("steps", "seq_len", "batch", "eval_tokens", "eval_max_tokens", "loss_window"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
@@ -138,10 +146,6 @@ def check_args(args) -> list[str]:
         raise UserError("--eval-every must be at least 0")
     if not args.lr > 0:
         raise UserError("--lr must be positive")
-    ctx = json.loads((d / "config.json").read_text())
-    ctx = ctx.get("text_config", ctx).get("max_position_embeddings")
-    if ctx and args.seq_len > ctx:
-        raise UserError(f"--seq-len {args.seq_len} exceeds the model's context ({ctx} positions)")
     src = source_layers(d)
     if args.target_layers <= src:
         raise UserError(f"--target-layers {args.target_layers} must exceed the model's {src} layers")
@@ -375,19 +379,20 @@ def run(args, argv: list[str]) -> dict:
         torch.set_num_threads(args.threads)
     src = Path(args.dir).resolve()
     out = Path(args.out).resolve()
+    from .data import CACHE_VERSION, DataError
+
+    data = {}
+    for flag in ("eval", "train"):  # tokenised once here (cached), reused by every method
+        try:
+            data[flag] = tokens(src, getattr(args, flag), args.text_field)
+        except DataError as e:
+            raise UserError(f"--{flag}: {e}") from None
+        if data[flag][1]["skipped_note"]:
+            log(f"--{flag} {data[flag][1]['path']}: {data[flag][1]['skipped_note']}")
+    held, train_info = data["eval"], data["train"][1]
     out.mkdir(parents=True, exist_ok=True)
     L = source_layers(src)
     warmup = args.warmup if args.warmup is not None else max(0, args.steps // 10)
-    from .data import CACHE_VERSION, DataError
-
-    try:
-        held = tokens(src, args.eval, args.text_field)
-        train_info = tokens(src, args.train, args.text_field)[1]  # built once here, reused by every method
-    except DataError as e:
-        raise UserError(str(e)) from None
-    for flag, info in (("--train", train_info), ("--eval", held[1])):
-        if info["skipped_note"]:
-            log(f"{flag} {info['path']}: {info['skipped_note']}")
     started = _dt.datetime.now(_dt.timezone.utc)
     t_all = time.time()
 

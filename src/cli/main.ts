@@ -51,7 +51,7 @@ commands:
   verify OUT               check an output directory against its lesa.json manifest
   decompose DIR -o FILE    write LESA's stacked SVD factors (U, S, V per weight type) to safetensors
   eval DIR --text FILE     held-out perplexity (PyTorch)
-  train DIR --train FILE   continued pre-training (PyTorch)
+  train DIR --train DATA   continued pre-training (PyTorch)
   compare DIR              expand with every method, evaluate and train each, write a report
 
 common options: --json (machine-readable result on stdout), --quiet, --help`;

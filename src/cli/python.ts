@@ -50,5 +50,5 @@ function passThrough(module: string, summary: string, positionals: string): Comm
 }
 
 export const evalCommand = passThrough('lesa_py.eval', 'Held-out perplexity of a checkpoint.', 'DIR --text FILE');
-export const trainCommand = passThrough('lesa_py.cpt', 'Continued pre-training of an expanded checkpoint.', '--model DIR --train FILE --out DIR');
+export const trainCommand = passThrough('lesa_py.cpt', 'Continued pre-training of an expanded checkpoint.', '--model DIR --train DATA --out DIR');
 export const compareCommand = passThrough('lesa_py.compare', 'Expand with every method, evaluate and train each, write a report.', 'DIR --target-layers N --out REPORT');
