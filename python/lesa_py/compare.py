@@ -305,9 +305,12 @@ def tokens(model_dir: Path, source: str, text_field: str):
 def initial_ppl(model_dir: Path, held: tuple, max_tokens: int) -> dict:
     """lesa_py.eval on the first max_tokens tokens of the held-out stream (windows 1024, stride 512,
     each starting with BOS where the model takes one). `held` is `tokens()` of the eval data."""
+    import numpy as np
+
     from .eval import evaluate, load
 
     ids, info = held
+    ids = np.array(ids[:max_tokens], dtype=np.int64)  # a writable copy of the memory-mapped cache
     model, _ = load(model_dir, device="cpu", dtype="f32")
     try:
         return evaluate(model, ids, max_tokens=max_tokens, window=EVAL_WINDOW, stride=EVAL_STRIDE, bos=info["bos"])
