@@ -97,6 +97,8 @@ def open_corpus(path, text_field: str = "text") -> Corpus:
                             f"({ignored} other file(s))")
         corpus = Corpus(p, files, text_field, ignored)
     else:
+        if p.suffix == ".json":  # would otherwise be trained on as raw JSON text
+            raise DataError(f"{p}: .json files are not read; JSON Lines (one object per line) must end in .jsonl")
         kind = {".jsonl": "jsonl", ".parquet": "parquet", ".arrow": "arrow"}.get(p.suffix, "txt")
         corpus = Corpus(p, [(p, kind)], text_field, 0)
     for f, kind in corpus.files:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
 
 from lesa_py import cpt
 from lesa_py.data import Conventions, WindowSampler, conventions, encode_documents, eval_windows
@@ -16,21 +16,10 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
-def loaded(fx):
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            d = fx(name)
-            cache[name] = (AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval(),
-                           AutoTokenizer.from_pretrained(d))
-        return cache[name]
-    return get
-
-
-@pytest.fixture(scope="module")
 def tokenizer(fx):
-    return lambda name: AutoTokenizer.from_pretrained(fx(name))
+    import functools
+
+    return functools.cache(lambda name: AutoTokenizer.from_pretrained(fx(name)))
 
 
 def harness_loss(model, windows):

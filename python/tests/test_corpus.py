@@ -113,6 +113,7 @@ def hostile_inputs(root):
     (root / "dd").mkdir()
     (root / "dd" / "dataset_dict.json").write_text(json.dumps({"splits": ["train", "test"]}))
     (root / "garbage.parquet").write_bytes(b"PAR1 not really")
+    (root / "d.json").write_text(json.dumps([{"text": d} for d in DOCS]))
     return {"empty": ("no .txt, .jsonl, .parquet files", root / "empty"),
             "nofield": ('no usable documents (3 row(s) skipped of 3 (3 missing field "text"))', root / "nofield.jsonl"),
             "nocol": ('no column "text" (columns: body)', root / "nocol.parquet"),
@@ -120,7 +121,8 @@ def hostile_inputs(root):
             "latin1": ("not UTF-8 text (invalid byte at offset 3)", root / "latin1.txt"),
             "dsdict": ("DatasetDict with splits train, test", root / "dd"),
             "garbage": ("not a readable parquet file", root / "garbage.parquet"),
-            "missing": ("no such file or directory", root / "missing.txt")}
+            "missing": ("no such file or directory", root / "missing.txt"),
+            "json": (".json files are not read", root / "d.json")}
 
 
 def test_train_refuses_bad_inputs_with_one_line(fx, tmp_path, capsys):
