@@ -70,8 +70,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!load) { process.stderr.write(`lesa: unknown command "${name}"\n\n${usage()}\n`); return 2; }
   const cmd = await load();
   if (cmd.passThrough) {
-    await (await import('./python.js')).runPython(cmd.passThrough, rest);
-    return 0;
+    return (await import('./python.js')).runPython(cmd.passThrough, rest);
   }
   let parsed;
   try {

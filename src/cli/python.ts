@@ -17,8 +17,9 @@ export function pythonPath(): string {
   return venv;
 }
 
-/** Runs `python -m module args` with stdio passed through; rejects on a non-zero exit. */
-export function runPython(module: string, args: string[]): Promise<void> {
+/** Runs `python -m module args` with stdio passed through; resolves to its exit status (the Python
+ * side has already said what went wrong: 2 with one line for a user error, 1 with a stack). */
+export function runPython(module: string, args: string[]): Promise<number> {
   const py = pythonPath();
   const env = { ...process.env, PYTHONPATH: [join(ROOT, 'python'), process.env.PYTHONPATH].filter(Boolean).join(':') };
   return new Promise((resolve, reject) => {
@@ -30,8 +31,8 @@ export function runPython(module: string, args: string[]): Promise<void> {
     child.on('exit', (code, signal) => {
       process.off('SIGINT', forward);
       process.off('SIGTERM', forward);
-      if (code === 0) resolve();
-      else reject(Object.assign(new UserError(`python -m ${module} failed (${signal ?? `exit ${code}`})`), { exitCode: code ?? 1 }));
+      if (code !== null) resolve(code);
+      else reject(new UserError(`python -m ${module} stopped by ${signal}`));
     });
   });
 }
