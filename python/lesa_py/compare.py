@@ -1,7 +1,7 @@
 """Compare expansion methods end to end: ``python -m lesa_py.compare`` (``lesa compare``).
 
     python -m lesa_py.compare DIR --target-layers N --out REPORT_DIR
-        [--methods lesa,copy,llama-pro,average,random,solar] [--train FILE] [--eval FILE]
+        [--methods lesa,copy,llama-pro,average,random,solar] [--train DATA] [--eval DATA] [--text-field F]
         [--steps S] [--seq-len T] [--batch B] [--lr LR] [--warmup W] [--eval-every K]
         [--eval-tokens N] [--eval-max-tokens N] [--freeze original|none] [--seed S]
         [--lesa-epochs E] [--solar-target N] [--loss-window K] [--keep-models] [--json] [--quiet]
@@ -13,6 +13,9 @@ For every method (method.md §3-4, the same base model, text, seed and budget):
    the size-matched control) and time it;
 2. measure the expanded model's held-out perplexity with `lesa_py.eval.evaluate`
    on the first ``--eval-max-tokens`` tokens of ``--eval`` (the original model too);
+   DATA is any input `lesa train` takes (text file, directory, JSONL, Parquet,
+   save_to_disk), tokenised as the model was trained: ``[BOS] doc [EOS]`` per document,
+   every window starting with BOS where the tokenizer adds one (`data.conventions`);
 3. run a short continued pre-training (`lesa_py.cpt.train`) with identical
    hyper-parameters, seed and data order, held-out loss every ``--eval-every`` steps;
 4. write ``REPORT_DIR/report.md``, ``results.json`` and PNG plots (`lesa_py.plots`).
@@ -61,8 +64,9 @@ DEFAULT_METHODS = "lesa,copy,llama-pro,average,random,solar"
 VARIANT_FLAGS = {"zero-out": ["--zero-out"], "align": ["--align"], "mean-fill": ["--fill", "mean"],
                  "layer0-fill": ["--fill", "layer0"]}
 PLACEMENTS = ("top", "uniform", "bottom", "llama-pro")
-FIXTURES = Path.home() / ".cache" / "lesa" / "fixtures" / "text"
+FIXTURES = Path(os.environ.get("LESA_FIXTURES") or Path.home() / ".cache" / "lesa" / "fixtures")
 EVAL_WINDOW, EVAL_STRIDE = 1024, 512
+STUDY_SEQ_LEN = 512  # issue 12: windows of at least 512 tokens, the model's context allowing
 
 
 # ----------------------------------------------------------------------------
@@ -78,15 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     a("--out", required=True, help="report dir: report.md, results.json, *.png, runs/<method>/log.jsonl")
     a("--methods", default=DEFAULT_METHODS,
       help="comma-separated NAME[+VARIANT...][@PLACEMENT] specs; `lesa methods` lists the methods")
-    a("--train", default=str(FIXTURES / "sotu.txt"), help="CPT training text")
-    a("--eval", default=str(FIXTURES / "moby-dick.txt"), help="held-out text")
+    a("--train", default=str(FIXTURES / "text-docs" / "sotu.jsonl"),
+      help="CPT training data (one document per SOTU speech by default); any form `lesa train --train` takes")
+    a("--eval", default=str(FIXTURES / "text" / "moby-dick.txt"), help="held-out data, same forms")
+    a("--text-field", default="text", help="text field of JSONL rows / column of Parquet and Arrow data")
     a("--steps", type=int, default=60)
-    a("--seq-len", type=int, default=128)
+    a("--seq-len", type=int, default=None,
+      help=f"CPT and held-out window (default {STUDY_SEQ_LEN}, or the model's context if shorter)")
     a("--batch", type=int, default=4)
     a("--lr", type=float, default=1e-4, help="peak learning rate (cosine to lr/10)")
     a("--warmup", type=int, default=None, help="warm-up steps (default: steps // 10)")
     a("--eval-every", type=int, default=10)
-    a("--eval-tokens", type=int, default=2048, help="held-out tokens for the CPT eval")
+    a("--eval-tokens", type=int, default=8192, help="held-out tokens for the CPT eval")
     a("--eval-max-tokens", type=int, default=4096, help="held-out tokens for the initial perplexity")
     a("--freeze", choices=["original", "none"], default="original")
     a("--seed", type=int, default=0)
@@ -119,9 +126,19 @@ def check_args(args) -> list[str]:
         parse_spec(m)
     if len(set(methods)) != len(methods):
         raise UserError("--methods: a method is listed twice")
+    from .corpus import DataError, open_corpus
+
     for f in ("train", "eval"):
-        if not Path(getattr(args, f)).is_file():
-            raise UserError(f"--{f}: file not found: {getattr(args, f)}")
+        try:
+            open_corpus(getattr(args, f), args.text_field)  # the structure now, rows when tokenised
+        except DataError as e:
+            raise UserError(f"--{f}: {e}") from None
+    ctx = json.loads((d / "config.json").read_text())
+    ctx = ctx.get("text_config", ctx).get("max_position_embeddings")
+    if args.seq_len is None:
+        args.seq_len = min(STUDY_SEQ_LEN, ctx or STUDY_SEQ_LEN)
+    elif ctx and args.seq_len > ctx:
+        raise UserError(f"--seq-len {args.seq_len} exceeds the model's context ({ctx} positions)")
     for name in ("steps", "seq_len", "batch", "eval_tokens", "eval_max_tokens", "loss_window"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
@@ -267,31 +284,50 @@ def expand(lesa_bin: str, src: Path, out: Path, spec: str, target: int, seed: in
     return cmd, time.time() - t0, p
 
 
-def initial_ppl(model_dir: Path, text: str, max_tokens: int) -> dict:
-    """lesa_py.eval on the first max_tokens tokens (windows 1024, stride 512)."""
+def tokens(model_dir: Path, source: str, text_field: str):
+    """(ids, info) of a data source with `model_dir`'s tokenizer (cached; see data.tokenize_corpus)."""
+    from transformers import AutoTokenizer
+
+    from .data import tokenize_corpus
+
+    cache = Path(os.environ.get("LESA_CACHE_DIR") or Path.home() / ".cache/lesa/tokens")
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    return tokenize_corpus(tok, model_dir, source, cache, text_field=text_field)
+
+
+def initial_ppl(model_dir: Path, held: tuple, max_tokens: int) -> dict:
+    """lesa_py.eval on the first max_tokens tokens of the held-out stream (windows 1024, stride 512,
+    each starting with BOS where the model takes one). `held` is `tokens()` of the eval data."""
+    import numpy as np
+
     from .eval import evaluate, load
 
-    model, tok = load(model_dir, device="cpu", dtype="f32")
+    ids, info = held
+    ids = np.array(ids[:max_tokens], dtype=np.int64)  # a writable copy of the memory-mapped cache
+    model, _ = load(model_dir, device="cpu", dtype="f32")
     try:
-        return evaluate(model, tok, text, max_tokens=max_tokens, window=EVAL_WINDOW, stride=EVAL_STRIDE)
+        return evaluate(model, ids, max_tokens=max_tokens, window=EVAL_WINDOW, stride=EVAL_STRIDE, bos=info["bos"])
     finally:
         del model
 
 
-def original_heldout_loss(model_dir: Path, eval_path: str, seq_len: int, eval_tokens: int, batch: int) -> float:
+def original_heldout_loss(model_dir: Path, held: tuple, seq_len: int, eval_tokens: int, batch: int) -> float:
     """The original model's loss on exactly the CPT eval windows (the reference line)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from .cpt import heldout_loss
-    from .data import eval_windows, tokenize_file
+    from .data import eval_windows
 
-    cache = Path(os.environ.get("LESA_CACHE_DIR") or Path.home() / ".cache/lesa/tokens")
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
-    ids = tokenize_file(tok, model_dir, eval_path, cache)[0]
-    windows = eval_windows(ids, seq_len, eval_tokens)
+    ids, info = held
+    windows = eval_windows(ids, seq_len, eval_tokens, bos=info["bos"], eos=info["eos"])
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, use_safetensors=True)
     return heldout_loss(model, windows, batch, torch.device("cpu"), contextlib.nullcontext)
+
+
+def data_record(info: dict) -> dict:
+    """What the report says about one input: documents, tokens, rows skipped, the conventions."""
+    return {k: info[k] for k in ("tokens", "documents", "skipped", "ignored_files", "bos", "eos")}
 
 
 def read_log(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
@@ -339,10 +375,20 @@ def run(args, argv: list[str]) -> dict:
         torch.set_num_threads(args.threads)
     src = Path(args.dir).resolve()
     out = Path(args.out).resolve()
+    from .data import CACHE_VERSION, DataError
+
+    data = {}
+    for flag in ("eval", "train"):  # tokenised once here (cached), reused by every method
+        try:
+            data[flag] = tokens(src, getattr(args, flag), args.text_field)
+        except DataError as e:
+            raise UserError(f"--{flag}: {e}") from None
+        if data[flag][1]["skipped_note"]:
+            log(f"--{flag} {data[flag][1]['path']}: {data[flag][1]['skipped_note']}")
+    held, train_info = data["eval"], data["train"][1]
     out.mkdir(parents=True, exist_ok=True)
     L = source_layers(src)
     warmup = args.warmup if args.warmup is not None else max(0, args.steps // 10)
-    text = Path(args.eval).read_text(encoding="utf-8")
     started = _dt.datetime.now(_dt.timezone.utc)
     t_all = time.time()
 
@@ -357,6 +403,8 @@ def run(args, argv: list[str]) -> dict:
         "methods": methods,
         "settings": {
             "train": str(Path(args.train).resolve()), "eval": str(Path(args.eval).resolve()),
+            "text_field": args.text_field, "data_format": CACHE_VERSION,
+            "train_data": data_record(train_info), "eval_data": data_record(held[1]),
             "steps": args.steps, "seq_len": args.seq_len, "batch": args.batch, "lr": args.lr,
             "min_lr": args.lr / 10, "warmup": warmup, "eval_every": args.eval_every,
             "eval_tokens": args.eval_tokens, "eval_max_tokens": args.eval_max_tokens,
@@ -382,14 +430,14 @@ def run(args, argv: list[str]) -> dict:
     if prior and "initial_ppl" in prior.get("original", {}):
         results["original"] = prior["original"]
     else:
-        results["original"] = original_model(src, L, text, args, log)
+        results["original"] = original_model(src, L, held, args, log)
     per: dict = dict(prior["runs"]) if prior else {}
     results["runs"] = per
     for i, m in enumerate(methods):
         if prior and per.get(m, {}).get("status") == "ok":
             log(f"[{i + 1}/{len(methods)}] {m}: kept from {out / 'results.json'}")
             continue
-        per[m] = run_method(m, src, out, L, text, warmup, args, log, i, len(methods))
+        per[m] = run_method(m, src, out, L, held, warmup, args, log, i, len(methods))
         if i + 1 < len(methods):  # a partial report after each method: a long run that dies still leaves one
             results["partial"] = True
             write_report(results, out, t_all, log, False, methods if args.resume else None)
@@ -439,7 +487,8 @@ def _stages(res: Optional[dict]) -> list[dict]:
 
 # Settings that must match for --resume to add runs to an existing report.
 RESUME_KEYS = ("steps", "seq_len", "batch", "lr", "min_lr", "warmup", "eval_every", "eval_tokens", "eval_max_tokens",
-               "freeze", "seed", "lesa_epochs", "solar_target", "loss_window", "train", "eval")
+               "freeze", "seed", "lesa_epochs", "solar_target", "loss_window", "train", "eval", "text_field",
+               "data_format")
 
 
 def load_prior(out: Path, results: dict) -> Optional[dict]:
@@ -457,14 +506,14 @@ def load_prior(out: Path, results: dict) -> Optional[dict]:
     return prior
 
 
-def original_model(src: Path, L: int, text: str, args, log) -> dict:
+def original_model(src: Path, L: int, held: tuple, args, log) -> dict:
     log(f"original {src.name} ({L} layers): initial perplexity on {args.eval_max_tokens} held-out tokens")
     orig: dict = {}
     try:
-        r = initial_ppl(src, text, args.eval_max_tokens)
+        r = initial_ppl(src, held, args.eval_max_tokens)
         orig.update(initial_nll=r["nll"], initial_ppl=r["ppl"], eval_tokens_scored=r["tokens"],
                     eval_seconds=round(r["seconds"], 3))
-        orig["heldout_loss"] = original_heldout_loss(src, args.eval, args.seq_len, args.eval_tokens, args.batch)
+        orig["heldout_loss"] = original_heldout_loss(src, held, args.seq_len, args.eval_tokens, args.batch)
         orig["heldout_ppl"] = _ppl(orig["heldout_loss"])
         log(f"original: ppl {r['ppl']:.3f}, CPT-window held-out loss {orig['heldout_loss']:.4f}")
     except Exception as e:  # the comparison still stands without the reference
@@ -473,7 +522,7 @@ def original_model(src: Path, L: int, text: str, args, log) -> dict:
     return orig
 
 
-def run_method(m: str, src: Path, out: Path, L: int, text: str, warmup: int, args, log, i: int, n: int) -> dict:
+def run_method(m: str, src: Path, out: Path, L: int, held: tuple, warmup: int, args, log, i: int, n: int) -> dict:
     rec: dict = {"method": m}
     target, note = method_target(m, L, args.target_layers, args.solar_target)
     if target is None:
@@ -508,7 +557,7 @@ def run_method(m: str, src: Path, out: Path, L: int, text: str, warmup: int, arg
         log(f"  {m}: expanded in {secs:.1f}s; new layers {rec['new_layers']}")
 
         rec["stage"] = "initial eval"
-        r = initial_ppl(model_dir, text, args.eval_max_tokens)
+        r = initial_ppl(model_dir, held, args.eval_max_tokens)
         rec.update(initial_nll=r["nll"], initial_ppl=r["ppl"], initial_eval_seconds=round(r["seconds"], 3))
         log(f"  {m}: initial ppl {r['ppl']:.3f} ({r['seconds']:.1f}s)")
 
@@ -516,7 +565,8 @@ def run_method(m: str, src: Path, out: Path, L: int, text: str, warmup: int, arg
         from .cpt import train
 
         summary = train(dict(
-            model=str(model_dir), train=args.train, eval=args.eval, out=str(run_dir), freeze=args.freeze,
+            model=str(model_dir), train=args.train, eval=args.eval, text_field=args.text_field, out=str(run_dir),
+            freeze=args.freeze,
             steps=args.steps, seq_len=args.seq_len, batch=args.batch, lr=args.lr, min_lr=args.lr / 10,
             warmup=warmup, seed=args.seed, eval_every=args.eval_every, eval_tokens=args.eval_tokens,
             save_every=0, device="cpu", dtype="f32", quiet=args.quiet,
@@ -620,6 +670,18 @@ def _wall(res: dict) -> str:
     return f"{len(stages)} stages ({total:.0f} s of wall time in all, stages may have overlapped; the last {res['wall_seconds']:.0f} s)"
 
 
+def _data_line(s: dict) -> str:
+    tr, ev = s.get("train_data"), s.get("eval_data")
+    if not tr or not ev:
+        return ""
+    skipped = "; ".join(f"{name}: {sum(d['skipped'].values())} rows skipped ({', '.join(f'{c} {w}' for w, c in d['skipped'].items())})"
+                        for name, d in (("train", tr), ("eval", ev)) if d["skipped"])
+    bos = f"every window starts with BOS (id {tr['bos']})" if tr["bos"] is not None else "no BOS (the tokenizer adds none)"
+    eos = f"documents end with EOS (id {tr['eos']})" if tr["eos"] is not None else "documents are not separated"
+    return (f" ({tr['documents']} documents, {tr['tokens']:,} tokens; held-out {ev['documents']} documents, "
+            f"{ev['tokens']:,} tokens); {bos}, {eos}" + (f"; {skipped}" if skipped else ""))
+
+
 def report_md(res: dict) -> str:
     s, m = res["settings"], res["machine"]
     v = res["versions"]
@@ -644,7 +706,7 @@ def report_md(res: dict) -> str:
         f"`--freeze {s['freeze']}`"
         + (" (only the new layers train)" if s["freeze"] == "original" else " (all parameters train)")
         + "; every method sees the same windows in the same order",
-        f"- train text: `{s['train']}`; held-out text: `{s['eval']}`",
+        f"- train data: `{s['train']}`; held-out data: `{s['eval']}`" + _data_line(s),
         f"- held-out loss during CPT: first {s['eval_tokens']} tokens in windows of {s['seq_len']}, "
         f"every {s['eval_every']} steps (and step 0)",
         f"- initial perplexity: `lesa_py.eval` on the first {s['eval_max_tokens']} held-out tokens "

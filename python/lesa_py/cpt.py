@@ -42,7 +42,7 @@ from . import __version__
 from .checkpoint import MANIFEST_FORMAT, read_manifest, weight_files
 from .checkpoints import (CheckpointError, everyone_or_nobody, failpoint, find_checkpoint, load_checkpoint,
                           newest_checkpoint, remove_partial, save_checkpoint, set_rng_state, staged_dir)
-from .data import DataError, WindowSampler, eval_windows, sha256_file, tokenize_file
+from .data import DataError, WindowSampler, eval_windows, sha256_file, tokenize_corpus
 from .errors import UserError
 
 # cpt's user errors are the package's (lesa_py.errors): printed as one line, exit status 2.
@@ -60,8 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a = p.add_argument
     a("--model", required=True, help="HF checkpoint dir (safetensors only), normally written by `lesa expand`")
-    a("--train", required=True, help="training text file (UTF-8)")
-    a("--eval", default=None, help="held-out text file (optional)")
+    a("--train", required=True, help="training data: a UTF-8 text file, a directory of .txt/.jsonl/.parquet files, "
+      "a .jsonl or .parquet file, or a datasets save_to_disk directory (documents get the model's BOS/EOS)")
+    a("--eval", default=None, help="held-out data, same forms as --train (optional)")
+    a("--text-field", default="text", help="the text field of JSONL rows / column of Parquet and Arrow data")
     a("--out", required=True, help="run dir: log.jsonl, ckpt/, final/")
     a("--freeze", choices=["original", "none"], default="original",
       help="original: train only the layers lesa.json lists as new (the paper's setting); none: train everything")
@@ -222,6 +224,12 @@ def source_dtype(weight_files: list[Path]):
     with safe_open(str(weight_files[0]), framework="pt") as f:
         keys = list(f.keys())
         return f.get_slice(keys[0]).get_dtype() if keys else "F32"
+
+
+def data_summary(info: Optional[dict]) -> Optional[dict]:
+    """What the summary records of one input: size, documents, rows skipped and why."""
+    keys = ("path", "sha256", "tokens", "documents", "skipped", "ignored_files", "bos", "eos", "text_field")
+    return {k: info[k] for k in keys} if info else None
 
 
 _ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
@@ -471,9 +479,10 @@ def load_data(cfg, env: Dist, model_dir: Path):
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
 
     def tokens(build: bool):
-        train_ids, info = tokenize_file(tokenizer, model_dir, cfg.train, cache_dir, build=build)
-        eval_ids, eval_info = tokenize_file(tokenizer, model_dir, cfg.eval, cache_dir, build=build) if cfg.eval else (None, {})
-        return train_ids, eval_ids, dict(info, eval_sha256=eval_info.get("sha256"))
+        train_ids, info = tokenize_corpus(tokenizer, model_dir, cfg.train, cache_dir, text_field=cfg.text_field, build=build)
+        eval_ids, eval_info = (tokenize_corpus(tokenizer, model_dir, cfg.eval, cache_dir, text_field=cfg.text_field,
+                                               build=build) if cfg.eval else (None, None))
+        return train_ids, eval_ids, dict(info, eval_sha256=eval_info["sha256"] if eval_info else None, eval_info=eval_info)
 
     try:
         failure = None
@@ -490,10 +499,16 @@ def load_data(cfg, env: Dist, model_dir: Path):
             raise failure
         if env.local_rank != 0:
             train_ids, eval_ids, info = tokens(build=False)
-        sampler = WindowSampler(train_ids, cfg.seq_len, cfg.batch, cfg.seed, env.rank)
-        windows = eval_windows(eval_ids, cfg.seq_len, cfg.eval_tokens) if cfg.eval else None
+        # Every window starts with BOS where the tokenizer adds one (data.conventions).
+        sampler = WindowSampler(train_ids, cfg.seq_len, cfg.batch, cfg.seed, env.rank, bos=info["bos"], eos=info["eos"])
+        eval_info = info["eval_info"]
+        windows = (eval_windows(eval_ids, cfg.seq_len, cfg.eval_tokens, bos=eval_info["bos"], eos=eval_info["eos"])
+                   if cfg.eval else None)
     except DataError as e:
         raise CPTError(str(e))
+    for flag, i in (("--train", info), ("--eval", info["eval_info"])):
+        if env.rank == 0 and i and i["skipped_note"]:  # printed even with --quiet: data was left out
+            print(f"lesa train: {flag} {i['path']}: {i['skipped_note']}", file=sys.stderr, flush=True)
     return tokenizer, sampler, windows, info
 
 
@@ -808,6 +823,7 @@ def _train_loop(cfg, env: Dist) -> tuple[dict, Any]:
         "final_eval_ppl": math.exp(min(last_eval, 700.0)) if last_eval is not None else None,
         "trainable_params": n_train, "total_params": n_total, "freeze": cfg.freeze, "world_size": world,
         "device": env.device.type, "dtype": run.dtype_name, "fsdp": bool(cfg.fsdp),
+        "train_data": data_summary(run.train_info), "eval_data": data_summary(run.train_info["eval_info"]),
         "checkpoint": str(newest_checkpoint(run.out)) if cfg.save_every and newest_checkpoint(run.out) else None,
         "final": str(final_path) if final_path else (str(run.out / "final") if cfg.save_final else None),
         "elapsed": round(elapsed_before + time.time() - t0, 3), "wall": round(time.time() - t_start, 3),

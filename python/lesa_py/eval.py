@@ -7,6 +7,9 @@ The text is tokenized with the model's own tokenizer (default special tokens, e.
 Windows follow the standard HF recipe: window k covers [k*stride, k*stride+window) and
 scores only the tokens no earlier window scored, so every token but the first is scored
 exactly once, with at least window-stride tokens of context (after the first window).
+For a model whose tokenizer adds BOS (Gemma), every window starts with BOS, as the model
+was trained: the windows are cut from the tokens after the leading BOS, window-1 long,
+and each gets BOS in front (the first window is exactly the first `window` tokens).
 Reported: tokens (number of tokens scored), nll (mean negative log-likelihood in
 nats/token), ppl = exp(nll), seconds.
 Exit codes: 0 ok, 2 user error (one line on stderr), 1 other failure.
@@ -48,14 +51,21 @@ def tokenize(tokenizer, text: str, max_tokens: int | None = None):
 
 
 def evaluate(model, tokenizer_or_ids, text: str | None = None, *, max_tokens: int | None = None,
-             window: int = 1024, stride: int = 512, batch: int = 1, quiet: bool = True) -> dict:
+             window: int = 1024, stride: int = 512, batch: int = 1, quiet: bool = True,
+             bos: int | None = None) -> dict:
     """Token-level mean NLL / perplexity of `model` over token ids (a 1-D sequence) or over
-    `text` tokenized with the given tokenizer. Returns {tokens, nll, ppl, seconds}."""
+    `text` tokenized with the given tokenizer. Returns {tokens, nll, ppl, seconds}.
+
+    `bos`: the model's BOS if it takes one (`data.conventions`; found from the tokenizer
+    when `text` is given). If the ids start with it, every window starts with it."""
     import torch
+
+    from .data import conventions
 
     t0 = time.time()
     if text is not None:
         ids = tokenize(tokenizer_or_ids, text, max_tokens)
+        bos = conventions(tokenizer_or_ids).bos
     else:
         ids = torch.as_tensor(tokenizer_or_ids, dtype=torch.long).flatten()
         ids = ids[:max_tokens] if max_tokens else ids
@@ -65,7 +75,11 @@ def evaluate(model, tokenizer_or_ids, text: str | None = None, *, max_tokens: in
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit and min(window, n) > limit:
         raise UserError(f"--window {window} exceeds the model's max_position_embeddings {limit}")
-    specs = windows(n, window, stride)
+    lead = ids[:1] if bos is not None and int(ids[0]) == bos else ids[:0]  # prepended to every window
+    body = ids[len(lead):]
+    if len(lead) and stride >= window - 1:
+        raise UserError(f"with BOS in every window, need stride < window - 1, got stride {stride}, window {window}")
+    specs = windows(len(body), window - len(lead), stride)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -80,8 +94,9 @@ def evaluate(model, tokenizer_or_ids, text: str | None = None, *, max_tokens: in
             groups.append([s])
     with Progress(n - 1, "eval", quiet=quiet) as bar, torch.inference_mode():
         for g in groups:
-            length, t = g[0][1] - g[0][0], g[0][2]
-            x = torch.stack([ids[b:e] for b, e, _ in g]).to(device)
+            t = g[0][2]
+            x = torch.stack([torch.cat([lead, body[b:e]]) for b, e, _ in g]).to(device)
+            length = x.size(1)
             keep = min(t + 1, length)  # logits at the last `keep` positions predict the scored tokens
             logits = model(input_ids=x, logits_to_keep=keep, use_cache=False).logits[:, :-1].float()
             targets = x[:, length - keep + 1:]
@@ -94,6 +109,47 @@ def evaluate(model, tokenizer_or_ids, text: str | None = None, *, max_tokens: in
     assert scored == n - 1, (scored, n)
     mean = total_nll / scored
     return {"tokens": scored, "nll": mean, "ppl": math.exp(mean), "seconds": time.time() - t0}
+
+
+def conventions_check(model, tokenizer, text: str, *, seq_len: int = 512, n_tokens: int = 8192,
+                      batch: int = 1) -> dict:
+    """Does the harness score the model as the model's own conventions do? (a sanity row)
+
+    Harness: `text` as one document through `data` (``[BOS] doc [EOS]``, `eval_windows`)
+    and `cpt.heldout_loss`, as `lesa train` / `lesa compare` run it. Reference: each
+    window's text tokens decoded and handed to the tokenizer with its default special
+    tokens, one transformers forward with labels. A window whose decode/encode round trip
+    changes its tokens is left out of both (counted in `skipped`). Returns {harness,
+    reference, diff, windows, skipped}; diff should be ~1e-6 (float noise).
+    """
+    import contextlib
+
+    import numpy as np
+    import torch
+
+    from .cpt import heldout_loss
+    from .data import conventions, encode_documents, eval_windows
+
+    conv = conventions(tokenizer)
+    ids = encode_documents(tokenizer, [[text]], conv)
+    kept, refs, skipped = [], [], 0
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        for w in eval_windows(ids, seq_len, n_tokens, bos=conv.bos, eos=conv.eos):
+            body = [int(t) for t in (w[1:] if conv.bos is not None else w)]
+            piece = tokenizer.decode(body)
+            if list(tokenizer(piece, add_special_tokens=False)["input_ids"]) != body:
+                skipped += 1
+                continue
+            x = torch.tensor([tokenizer(piece)["input_ids"]], device=device)
+            refs.append(float(model(input_ids=x, labels=x, use_cache=False).loss))
+            kept.append(w)
+    if not kept:
+        raise UserError("conventions_check: no window survives the decode/encode round trip")
+    harness = heldout_loss(model, np.stack(kept), batch, device, contextlib.nullcontext)
+    reference = sum(refs) / len(refs)  # equal-length windows: the mean of means is the token mean
+    return {"harness": harness, "reference": reference, "diff": abs(harness - reference),
+            "windows": len(kept), "skipped": skipped}
 
 
 def resolve_device(name: str) -> str:

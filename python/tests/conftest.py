@@ -38,6 +38,23 @@ def moby(fx) -> str:
 
 
 @pytest.fixture(scope="module")
+def loaded(fx):
+    """loaded(name) -> (f32 model in eval mode, tokenizer), loaded once per test module."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            d = fx(name)
+            model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+            cache[name] = (model, AutoTokenizer.from_pretrained(d))
+        return cache[name]
+    return get
+
+
+@pytest.fixture(scope="module")
 def single_thread():
     """Tiny models: thread start-up/spin-waiting costs more than it saves (and a lot on a
     busy 2-core machine). Use as `pytestmark = pytest.mark.usefixtures("single_thread")`."""

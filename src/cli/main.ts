@@ -37,7 +37,7 @@ commands:
   verify OUT               check an output directory against its lesa.json manifest
   decompose DIR -o FILE    write LESA's stacked SVD factors (U, S, V per weight type) to safetensors
   eval DIR --text FILE     held-out perplexity (PyTorch)
-  train DIR --train FILE   continued pre-training (PyTorch)
+  train DIR --train DATA   continued pre-training (PyTorch)
   compare DIR              expand with every method, evaluate and train each, write a report
 
 common options: --json (machine-readable result on stdout), --quiet, --help`;
@@ -62,8 +62,7 @@ export async function main(argv: string[]): Promise<number> {
   if (!load) { process.stderr.write(`lesa: unknown command "${name}"\n\n${usage()}\n`); return 2; }
   const cmd = await load();
   if (cmd.passThrough) {
-    await (await import('./python.js')).runPython(cmd.passThrough, rest);
-    return 0;
+    return (await import('./python.js')).runPython(cmd.passThrough, rest);
   }
   let parsed;
   try {

