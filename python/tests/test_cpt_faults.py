@@ -24,7 +24,7 @@ import _tiny  # noqa: E402
 from _cli import lesa  # noqa: E402
 
 from lesa_py import checkpoints, cpt  # noqa: E402
-from lesa_py.data import tokenize_file  # noqa: E402
+from lesa_py.data import tokenize_corpus  # noqa: E402
 
 torch.set_num_threads(1)
 PY_DIR = Path(__file__).resolve().parents[1]
@@ -178,26 +178,26 @@ def test_token_cache_truncated_or_foreign_is_rebuilt(tiny, tmp_path, capsys):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(tiny["model"]))
-    truth, _ = tokenize_file(tok, tiny["model"], tiny["text"], tmp_path)
+    truth, _ = tokenize_corpus(tok, tiny["model"], tiny["text"], tmp_path)
     truth = truth.copy()
     (cache,) = tmp_path.glob("*.npy")
     good = cache.read_bytes()
     cache.write_bytes(good[: len(good) - 4000])  # cut short
     capsys.readouterr()
-    ids, _ = tokenize_file(tok, tiny["model"], tiny["text"], tmp_path)
+    ids, _ = tokenize_corpus(tok, tiny["model"], tiny["text"], tmp_path)
     assert "truncated?); rebuilding it" in capsys.readouterr().err
     assert (ids == truth).all() and cache.read_bytes() == good
 
     # Ids of another tokenizer (word-level, trained on other text: other ids) under this cache's name.
     other = _tiny.make_model_dir(tmp_path / "other", _tiny.make_text(tmp_path / "o.txt", 30, seed=7), manifest=False)
     otok = AutoTokenizer.from_pretrained(str(other))
-    foreign, _ = tokenize_file(otok, other, tiny["text"], tmp_path / "o")
+    foreign, _ = tokenize_corpus(otok, other, tiny["text"], tmp_path / "o")
     assert not (foreign == truth).all()
     shutil.copy(next((tmp_path / "o").glob("*.npy")), cache)
-    ids, _ = tokenize_file(tok, tiny["model"], tiny["text"], tmp_path)
+    ids, _ = tokenize_corpus(tok, tiny["model"], tiny["text"], tmp_path)
     assert "written for another tokenizer?); rebuilding it" in capsys.readouterr().err
     assert (ids == truth).all()
-    ids, _ = tokenize_file(tok, tiny["model"], tiny["text"], tmp_path)  # now trusted: no message
+    ids, _ = tokenize_corpus(tok, tiny["model"], tiny["text"], tmp_path)  # now trusted: no message
     assert capsys.readouterr().err == "" and (ids == truth).all()
 
 
