@@ -1,21 +1,24 @@
 import type { Checkpoint, FloatDType } from '../checkpoint/types.js';
 import { DTYPE_SIZES } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
-import { countNonFinite, fromF32, toF32 } from '../native/index.js';
+import { countNonFinite, countNonFiniteRaw, fromF32, isCheckedDtype } from '../native/index.js';
 import type { Prepared } from '../methods/method.js';
 import type { OutputTensor } from '../plan/recipe.js';
 import { gaussian } from './rng.js';
-
-const FLOATS = new Set(['F32', 'F16', 'BF16']);
 
 function numel(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** The refusal of an input tensor holding `bad` NaN/Inf values. */
+export function nonFiniteInput(name: string, bad: number): UserError {
+  return new UserError(`input tensor ${name} holds ${bad} NaN/Inf values; the checkpoint is damaged`);
+}
+
 async function readFinite(ckpt: Checkpoint, name: string): Promise<Float32Array> {
   const x = await ckpt.readF32(name);
   const bad = countNonFinite(x);
-  if (bad > 0) throw new UserError(`input tensor ${name} holds ${bad} NaN/Inf values; the checkpoint is damaged`);
+  if (bad > 0) throw nonFiniteInput(name, bad);
   return x;
 }
 
@@ -25,17 +28,6 @@ function frobenius(x: Float32Array): number {
   return Math.sqrt(s);
 }
 
-/** Elements converted at a time by the NaN/Inf check of copied tensors: bounds its f32 view. */
-export const CHECK_CHUNK = 1 << 22;
-
-/** NaN/Inf count of raw float bytes, converted to f32 a chunk at a time (a copy holds only its raw bytes). */
-function countNonFiniteRaw(raw: Uint8Array, dtype: FloatDType): number {
-  const step = CHECK_CHUNK * DTYPE_SIZES[dtype];
-  let bad = 0;
-  for (let at = 0; at < raw.byteLength; at += step) bad += countNonFinite(toF32(raw.subarray(at, Math.min(at + step, raw.byteLength)), dtype));
-  return bad;
-}
-
 /** The bytes of one output tensor, made by its recipe. Memory: this tensor (and its f32 sources). */
 export async function produce(ckpt: Checkpoint, t: OutputTensor, prepared?: Prepared): Promise<Uint8Array> {
   const r = t.recipe;
@@ -43,10 +35,11 @@ export async function produce(ckpt: Checkpoint, t: OutputTensor, prepared?: Prep
   const dtype = t.dtype as FloatDType;
   switch (r.kind) {
     case 'copy': {
+      // Only for views that are not stored bytes (aligned layers); stored tensors are copied as spans (write-tensor.ts).
       const raw = await ckpt.readRaw(r.src);
-      if (FLOATS.has(t.dtype)) {
-        const bad = countNonFiniteRaw(raw, dtype);
-        if (bad > 0) throw new UserError(`input tensor ${r.src} holds ${bad} NaN/Inf values; the checkpoint is damaged`);
+      if (isCheckedDtype(t.dtype)) {
+        const bad = await countNonFiniteRaw(raw, t.dtype);
+        if (bad > 0) throw nonFiniteInput(r.src, bad);
       }
       return raw;
     }
