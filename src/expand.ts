@@ -10,7 +10,7 @@ import { CheckpointWriter } from './checkpoint/writer.js';
 import { tempSibling } from './checkpoint/leftovers.js';
 import { CheckpointError, ioError } from './checkpoint/errors.js';
 import { duringNativeWork, registerAbortable, unregisterAbortable, type Abortable } from './checkpoint/cleanup.js';
-import { writeOutputTensor } from './execute/write-tensor.js';
+import { OutputTensorWriter } from './execute/write-tensor.js';
 import { defaultLesaOptions, type ExpandOptions, type LesaOptions, type MethodContext, type Prepared } from './methods/method.js';
 import { alignable, methodByName } from './methods/registry.js';
 import { alignForReading } from './align/index.js';
@@ -139,11 +139,13 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     reporter.phase('write', { tensors: plan.tensors.length });
     const total = resources.outputBytes;
     let done = 0;
-    for (const [k, t] of plan.tensors.entries()) {
-      await writeOutputTensor(ckpt, t, writer, prepared);
+    let written = 0;
+    const out = new OutputTensorWriter(ckpt, writer, prepared, (t) => {
       done += tensorByteSize(t);
-      reporter.progress(done, total, { tensor: k + 1, tensors: plan.tensors.length, unit: 'bytes' });
-    }
+      reporter.progress(done, total, { tensor: ++written, tensors: plan.tensors.length, unit: 'bytes' });
+    });
+    for (const t of plan.tensors) await out.write(t);
+    await out.flush();
     const finished = prepared;
     prepared = undefined;
     await finished?.dispose();

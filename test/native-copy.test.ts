@@ -118,7 +118,7 @@ test('copySpan: a full disk rejects with code ENOSPC; a span past the end of the
   }
 });
 
-test('writer: copyTensor writes the same file and hash as writeTensor of the same bytes, holes included', async () => {
+test('writer: copyTensor(s) write the same files and hashes as writeTensor of the same bytes, across shards, holes included', async () => {
   const dir = await tmpDir('lesa-copyspan-');
   try {
     const a = planted(3 * 1000, 'F32', 4);
@@ -127,20 +127,33 @@ test('writer: copyTensor writes the same file and hash as writeTensor of the sam
     const srcFile = path.join(dir, 'src');
     await fsp.writeFile(srcFile, Buffer.concat([a, big]));
     const specs = [{ name: 'a', dtype: 'U8' as const, shape: [a.length] }, { name: 'big', dtype: 'U8' as const, shape: [big.length] }];
-    const viaWrite = await CheckpointWriter.create(path.join(dir, 'w'), { specs });
+    const c = planted(5000, 'F32', 5);
+    await fsp.writeFile(path.join(dir, 'src2'), c);
+    specs.push({ name: 'c', dtype: 'U8' as const, shape: [c.length] });
+    const maxShardBytes = a.length + big.length; // a, big | c: one batch spans two shards
+    const viaWrite = await CheckpointWriter.create(path.join(dir, 'w'), { specs, maxShardBytes });
     await viaWrite.writeTensor('a', a);
     await viaWrite.writeTensor('big', big);
+    await viaWrite.writeTensor('c', c);
     const fw = await viaWrite.finalize({});
     const src = await fsp.open(srcFile, 'r');
-    const viaCopy = await CheckpointWriter.create(path.join(dir, 'c'), { specs });
+    const src2 = await fsp.open(path.join(dir, 'src2'), 'r');
+    const viaCopy = await CheckpointWriter.create(path.join(dir, 'c'), { specs, maxShardBytes });
     assert.equal(await viaCopy.copyTensor('a', { fd: src.fd, start: 0, byteLength: a.length }), 0); // U8: no check
-    assert.equal(await viaCopy.copyTensor('big', { fd: src.fd, start: a.length, byteLength: big.length }), 0);
+    assert.deepEqual(await viaCopy.copyTensors([
+      { name: 'big', src: { fd: src.fd, start: a.length, byteLength: big.length } },
+      { name: 'c', src: { fd: src2.fd, start: 0, byteLength: c.length }, check: 'F32' },
+    ]), [0, nonFiniteByJs(c, 'F32')]);
     const fc = await viaCopy.finalize({});
     await src.close();
+    await src2.close();
     assert.deepEqual(fc.files, fw.files);
-    const w = await fsp.readFile(path.join(dir, 'w', 'model.safetensors'));
-    assert.ok(w.equals(await fsp.readFile(path.join(dir, 'c', 'model.safetensors'))));
-    assert.equal(fw.files['model.safetensors'], createHash('sha256').update(w).digest('hex'));
+    assert.deepEqual(Object.keys(fw.files).filter((f) => f.endsWith('.safetensors')).length, 2);
+    for (const f of Object.keys(fw.files)) {
+      const w = await fsp.readFile(path.join(dir, 'w', f));
+      assert.ok(w.equals(await fsp.readFile(path.join(dir, 'c', f))), f);
+      assert.equal(fw.files[f], createHash('sha256').update(w).digest('hex'), f);
+    }
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }

@@ -7,12 +7,14 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <future>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common.h"
 
@@ -206,15 +208,27 @@ Napi::Value CountNonFiniteRawJs(const Napi::CallbackInfo& info) {
   return w->start();
 }
 
-// copySpan(hash, srcFd, srcOffset, dstFd, dstOffset, length, dtype): Promise<{ nonFinite, holes }>
-// Chunk i is read into a buffer (pread), handed to a thread that checks and hashes it while
-// the kernel copies the same span (copy_file_range; pwrite of the buffer where the kernel
-// cannot) and the next chunk is read. An all-zero chunk is not written: it stays a hole,
-// which reads back as the same zeros (the caller sizes the file at the end).
+// copySpans(hash, dstFd, spans: Float64Array [srcFd, srcOffset, dstOffset, length] * n,
+//           checks: Uint8Array n (0 none, 1 F64, 2 F32, 3 F16, 4 BF16)): Promise<{ nonFinite: Float64Array n, holes }>
+// The spans are copied in order, as one stream of chunks: chunk i is read into a buffer
+// (pread), handed to a thread that checks and hashes it while the kernel copies the same
+// bytes (copy_file_range; pwrite of the buffer where the kernel cannot) and chunk i+1 is
+// read. One call for a run of tensors keeps thread hand-offs per run, not per tensor. An
+// all-zero chunk is not written: it stays a hole, which reads back as the same zeros (the
+// caller sizes the file when it closes it).
+struct Span {
+  int src;
+  int64_t srcOff, dstOff;
+  size_t len;
+  Check check;
+};
+
+constexpr Check kChecks[] = {Check::None, Check::F64, Check::F32, Check::F16, Check::BF16};
+
 class CopyWorker : public IoWorker {
  public:
-  CopyWorker(Napi::Env env, Sha256* h, int src, int64_t srcOff, int dst, int64_t dstOff, size_t len, Check c)
-      : IoWorker(env), claim_(env, h), h_(h), src_(src), dst_(dst), srcOff_(srcOff), dstOff_(dstOff), len_(len), c_(c) {}
+  CopyWorker(Napi::Env env, Sha256* h, int dst, std::vector<Span> spans)
+      : IoWorker(env), claim_(env, h), h_(h), dst_(dst), spans_(std::move(spans)), bad_(spans_.size(), 0) {}
 
   void Execute() override {
     try {
@@ -224,42 +238,55 @@ class CopyWorker : public IoWorker {
     }
   }
 
-  void copy() {
-    size_t bufBytes = len_ < kChunk ? len_ : kChunk;
-    if (bufBytes == 0) return;
-    std::unique_ptr<uint8_t[]> bufs[2] = {std::unique_ptr<uint8_t[]>(new uint8_t[bufBytes]),
-                                          std::unique_ptr<uint8_t[]>(len_ > kChunk ? new uint8_t[bufBytes] : nullptr)};
-    std::future<size_t> pending;
-    auto digest = [this](const uint8_t* p, size_t n) {
-      size_t bad = countNonFiniteRaw(p, n, c_);
-      h_->update(p, n);
-      return bad;
-    };
-    for (size_t at = 0, i = 0; at < len_; at += kChunk, ++i) {
-      size_t n = len_ - at < kChunk ? len_ - at : kChunk;
-      uint8_t* buf = bufs[i & 1].get();
-      if (!readAll(buf, n, srcOff_ + at)) break;
-      if (pending.valid()) bad_ += pending.get();  // keeps the hash in file order
-      bool hole = allZero(buf, n);
-      if (len_ > kChunk) pending = std::async(std::launch::async, digest, buf, n);
-      else bad_ += digest(buf, n);
-      if (hole) { holes_ = true; continue; }
-      if (!writeAll(buf, n, srcOff_ + at, dstOff_ + at)) break;
-    }
-    if (pending.valid()) bad_ += pending.get();
-  }
-
   void OnOK() override {
     Napi::Object r = Napi::Object::New(Env());
-    r.Set("nonFinite", Napi::Number::New(Env(), static_cast<double>(bad_)));
+    Napi::Float64Array bad = Napi::Float64Array::New(Env(), bad_.size());
+    for (size_t k = 0; k < bad_.size(); ++k) bad[k] = static_cast<double>(bad_[k]);
+    r.Set("nonFinite", bad);
     r.Set("holes", Napi::Boolean::New(Env(), holes_));
     deferred_.Resolve(r);
   }
 
  private:
-  bool readAll(uint8_t* buf, size_t n, int64_t off) {
+  void copy() {
+    size_t total = 0, biggest = 0;
+    for (const Span& s : spans_) { total += s.len; biggest = std::max(biggest, s.len); }
+    size_t bufBytes = std::min(biggest, kChunk);
+    if (bufBytes == 0) return;
+    std::unique_ptr<uint8_t[]> bufs[2] = {std::unique_ptr<uint8_t[]>(new uint8_t[bufBytes]),
+                                          std::unique_ptr<uint8_t[]>(total > bufBytes ? new uint8_t[bufBytes] : nullptr)};
+    std::future<size_t> pending;
+    size_t pendingSpan = 0, i = 0;
+    auto digest = [this](const uint8_t* p, size_t n, Check c) {
+      size_t bad = countNonFiniteRaw(p, n, c);
+      h_->update(p, n);
+      return bad;
+    };
+    bool ok = true;
+    for (size_t k = 0; ok && k < spans_.size(); ++k) {
+      const Span& s = spans_[k];
+      for (size_t at = 0; at < s.len; at += kChunk, ++i) {
+        size_t n = std::min(s.len - at, kChunk);
+        uint8_t* buf = bufs[i & 1].get();
+        if (!(ok = readAll(s.src, buf, n, s.srcOff + at))) break;
+        if (pending.valid()) bad_[pendingSpan] += pending.get();  // keeps the hash in file order
+        bool hole = allZero(buf, n);
+        if (n >= (1u << 20)) {
+          pending = std::async(std::launch::async, digest, buf, n, s.check);
+          pendingSpan = k;
+        } else {
+          bad_[k] += digest(buf, n, s.check);
+        }
+        if (hole) { holes_ = true; continue; }
+        if (!(ok = writeAll(s.src, buf, n, s.srcOff + at, s.dstOff + at))) break;
+      }
+    }
+    if (pending.valid()) bad_[pendingSpan] += pending.get();
+  }
+
+  bool readAll(int src, uint8_t* buf, size_t n, int64_t off) {
     for (size_t done = 0; done < n;) {
-      ssize_t r = pread(src_, buf + done, n - done, off + done);
+      ssize_t r = pread(src, buf + done, n - done, off + done);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) { failSys("read", errno); return false; }
       if (r == 0) { SetError("the source file ended inside the tensor (it changed while lesa read it)"); return false; }
@@ -268,11 +295,11 @@ class CopyWorker : public IoWorker {
     return true;
   }
 
-  bool writeAll(const uint8_t* buf, size_t n, int64_t srcOff, int64_t dstOff) {
+  bool writeAll(int src, const uint8_t* buf, size_t n, int64_t srcOff, int64_t dstOff) {
     size_t done = 0;
     while (kernelCopy_ && done < n) {
       loff_t in = srcOff + done, out = dstOff + done;
-      ssize_t r = copy_file_range(src_, &in, dst_, &out, n - done, 0);
+      ssize_t r = copy_file_range(src, &in, dst_, &out, n - done, 0);
       if (r > 0) { done += r; continue; }
       if (r < 0 && errno == EINTR) continue;
       // Not across these filesystems / file kinds, or nothing copied: the buffer holds the bytes.
@@ -292,27 +319,41 @@ class CopyWorker : public IoWorker {
 
   HashClaim claim_;
   Sha256* h_;
-  int src_, dst_;
-  int64_t srcOff_, dstOff_;
-  size_t len_;
-  Check c_;
+  int dst_;
+  std::vector<Span> spans_;
+  std::vector<size_t> bad_;
   bool kernelCopy_ = true;
   bool holes_ = false;
-  size_t bad_ = 0;
 };
 
-Napi::Value CopySpan(const Napi::CallbackInfo& info) {
-  if (info.Length() != 7) throw Napi::TypeError::New(info.Env(), "lesa_native.copySpan: expected 7 arguments");
+Napi::Value CopySpans(const Napi::CallbackInfo& info) {
+  if (info.Length() != 4) throw Napi::TypeError::New(info.Env(), "lesa_native.copySpans: expected 4 arguments");
+  Napi::Env env = info.Env();
   Sha256* h = shaOf(info, 0);
-  for (int k = 1; k <= 5; ++k) checkValue(info.Env(), info[k], 'n', "copySpan argument " + std::to_string(k));
-  checkValue(info.Env(), info[6], 's', "copySpan argument 6");
-  int64_t src = info[1].As<Napi::Number>().Int64Value(), dst = info[3].As<Napi::Number>().Int64Value();
-  if (src > 0x7fffffff || dst > 0x7fffffff) throw Napi::RangeError::New(info.Env(), "lesa_native: file descriptor out of range");
-  Check c = checkOf(info.Env(), info[6].As<Napi::String>());
-  size_t len = sizeArg(info[5]);
-  if (len % elemSize(c) != 0) throw Napi::RangeError::New(info.Env(), "lesa_native: byte length not a multiple of the dtype size");
-  auto* w = new CopyWorker(info.Env(), h, int(src), info[2].As<Napi::Number>().Int64Value(), int(dst),
-                           info[4].As<Napi::Number>().Int64Value(), len, c);
+  checkValue(env, info[1], 'n', "copySpans argument 1");
+  checkValue(env, info[2], 'd', "copySpans argument 2");
+  checkValue(env, info[3], 'u', "copySpans argument 3");
+  int64_t dst = info[1].As<Napi::Number>().Int64Value();
+  size_t n = lengthOf(info[3]);
+  requireLength(env, info[2], product(env, {n, 4}), "spans");
+  const double* v = dataOf<double>(info[2]);
+  const uint8_t* checks = dataOf<uint8_t>(info[3]);
+  if (dst > 0x7fffffff) throw Napi::RangeError::New(env, "lesa_native: file descriptor out of range");
+  std::vector<Span> spans;
+  for (size_t k = 0; k < n; ++k) {
+    const double* e = v + 4 * k;
+    for (int j = 0; j < 4; ++j) {
+      if (!(e[j] >= 0 && e[j] <= 9007199254740991.0 && e[j] == static_cast<double>(static_cast<int64_t>(e[j])))) {
+        throw Napi::RangeError::New(env, "lesa_native: span fields must be non-negative safe integers");
+      }
+    }
+    if (e[0] > 0x7fffffff) throw Napi::RangeError::New(env, "lesa_native: file descriptor out of range");
+    if (checks[k] > 4) throw Napi::RangeError::New(env, "lesa_native: unknown check code");
+    Span s{int(e[0]), int64_t(e[1]), int64_t(e[2]), size_t(e[3]), kChecks[checks[k]]};
+    if (s.len % elemSize(s.check) != 0) throw Napi::RangeError::New(env, "lesa_native: byte length not a multiple of the dtype size");
+    spans.push_back(s);
+  }
+  auto* w = new CopyWorker(env, h, int(dst), std::move(spans));
   w->keep(info[0].As<Napi::Object>());
   return w->start();
 }
@@ -324,7 +365,7 @@ void registerCopy(Napi::Env env, Napi::Object exports) {
   exports.Set("sha256Update", Napi::Function::New(env, Sha256Update, "sha256Update"));
   exports.Set("sha256Digest", Napi::Function::New(env, Sha256Digest, "sha256Digest"));
   exports.Set("countNonFiniteRaw", Napi::Function::New(env, CountNonFiniteRawJs, "countNonFiniteRaw"));
-  exports.Set("copySpan", Napi::Function::New(env, CopySpan, "copySpan"));
+  exports.Set("copySpans", Napi::Function::New(env, CopySpans, "copySpans"));
 }
 
 }  // namespace lesa

@@ -18,7 +18,7 @@ import { registerAbortable, unregisterAbortable, type Abortable } from './cleanu
 import { MANIFEST_FORMAT } from './manifest.js';
 import { removeDeadSiblings, tempSibling } from './leftovers.js';
 import { stringifyJson } from './json.js';
-import { copySpan, Sha256, type CheckedDtype } from '../native/io.js';
+import { copySpans, Sha256, type CheckedDtype } from '../native/io.js';
 
 export const DEFAULT_MAX_SHARD_BYTES = 5e9;
 
@@ -149,6 +149,13 @@ export interface WriterOptions {
   specs: readonly TensorSpec[];
   /** Test seam. */
   openFile?: OpenFile;
+}
+
+/** One tensor to copy from a span of an open file (Checkpoint.span gives them). */
+export interface TensorCopy {
+  name: string;
+  src: { fd: number; start: number; byteLength: number };
+  check?: CheckedDtype;
 }
 
 export interface FinalizeResult {
@@ -378,14 +385,20 @@ export class CheckpointWriter implements Abortable {
     return this.exclusive('writeTensor', () => this.writeTensorNow(name, bytes));
   }
 
-  /** The plan's next step, which must be `name` with `byteLength` bytes; its shard opened. */
-  private async nextStep(op: string, name: string, byteLength: number): Promise<{ step: ShardPlan['order'][number]; shard: PlannedShard; file: string }> {
-    const step = this.plan.order[this.next];
+  /** Step `at` of the plan, which must be `name` with `byteLength` bytes. */
+  private expectStep(op: string, at: number, name: string, byteLength: number): ShardPlan['order'][number] {
+    const step = this.plan.order[at];
     if (step === undefined) throw new InternalError(`${op}(${q(name)}): all ${this.plan.order.length} planned tensors are already written`);
-    if (step.tensor.name !== name) throw new InternalError(`${op}(${q(name)}): expected ${q(step.tensor.name)} (tensor ${this.next} of the plan)`);
+    if (step.tensor.name !== name) throw new InternalError(`${op}(${q(name)}): expected ${q(step.tensor.name)} (tensor ${at} of the plan)`);
     if (byteLength !== step.tensor.byteLength) {
       throw new InternalError(`${op}(${q(name)}): got ${byteLength} bytes, the plan says ${step.tensor.byteLength} (${step.tensor.dtype} ${JSON.stringify(step.tensor.shape)})`);
     }
+    return step;
+  }
+
+  /** The plan's next step, which must be `name` with `byteLength` bytes; its shard opened. */
+  private async nextStep(op: string, name: string, byteLength: number): Promise<{ step: ShardPlan['order'][number]; shard: PlannedShard; file: string }> {
+    const step = this.expectStep(op, this.next, name, byteLength);
     if (this.shard !== step.shard) await this.openShard(step.shard);
     const shard = this.plan.shards[step.shard];
     return { step, shard, file: path.join(this.tmpDir, shard.file) };
@@ -404,26 +417,43 @@ export class CheckpointWriter implements Abortable {
   }
 
   /**
-   * Append the next tensor of the plan as a byte-for-byte copy of a span of an open file,
-   * through the kernel, never holding it; `check` counts its NaN/Inf on the way.
-   * Returns that count (the caller decides what a non-finite input means).
+   * Append the next tensors of the plan as byte-for-byte copies of spans of open files,
+   * through the kernel, never holding them (one native job per shard they fall in); `check`
+   * counts each one's NaN/Inf on the way. Returns those counts (the caller decides what a
+   * non-finite input means).
    */
-  async copyTensor(name: string, src: { fd: number; start: number; byteLength: number }, check?: CheckedDtype): Promise<number> {
-    return this.exclusive('copyTensor', async () => {
-      const { step, shard, file } = await this.nextStep('copyTensor', name, src.byteLength);
-      let copied;
-      try {
-        copied = await copySpan({
-          srcFd: src.fd, srcOffset: src.start, dstFd: this.fh!.fd, dstOffset: shard.header.length + step.tensor.begin,
-          length: src.byteLength, check, hash: this.hash!,
-        });
-      } catch (e) {
-        return this.fail(e, `tensor ${q(name)}`, file);
+  async copyTensors(items: readonly TensorCopy[]): Promise<number[]> {
+    return this.exclusive('copyTensors', async () => {
+      const bad: number[] = [];
+      while (bad.length < items.length) {
+        const first = items[bad.length];
+        const { step, shard, file } = await this.nextStep('copyTensors', first.name, first.src.byteLength);
+        const group = [{ item: first, step }];
+        while (bad.length + group.length < items.length && this.plan.order[this.next + group.length]?.shard === step.shard) {
+          const item = items[bad.length + group.length];
+          group.push({ item, step: this.expectStep('copyTensors', this.next + group.length, item.name, item.src.byteLength) });
+        }
+        let copied;
+        try {
+          copied = await copySpans(this.hash!, this.fh!.fd, group.map(({ item, step: s }) => ({
+            srcFd: item.src.fd, srcOffset: item.src.start, dstOffset: shard.header.length + s.tensor.begin, length: item.src.byteLength, check: item.check,
+          })));
+        } catch (e) {
+          return this.fail(e, group.length === 1 ? `tensor ${q(first.name)}` : `tensors ${q(first.name)} to ${q(group[group.length - 1].item.name)}`, file);
+        }
+        if (copied.holes) this.holes = true;
+        for (const [k, g] of group.entries()) {
+          bad.push(copied.nonFinite[k]);
+          await this.stepDone(g.step, shard);
+        }
       }
-      if (copied.holes) this.holes = true;
-      await this.stepDone(step, shard);
-      return copied.nonFinite;
+      return bad;
     });
+  }
+
+  /** copyTensors for one tensor. */
+  async copyTensor(name: string, src: TensorCopy['src'], check?: CheckedDtype): Promise<number> {
+    return (await this.copyTensors([{ name, src, check }]))[0];
   }
 
   private reserve(relName: string): string {

@@ -11,7 +11,7 @@ export interface NativeBinding {
   sha256New(): object;
   sha256Update(hash: object, bytes: Uint8Array): Promise<void>;
   sha256Digest(hash: object): string;
-  copySpan(hash: object, srcFd: number, srcOffset: number, dstFd: number, dstOffset: number, length: number, dtype: string): Promise<{ nonFinite: number; holes: boolean }>;
+  copySpans(hash: object, dstFd: number, spans: Float64Array, checks: Uint8Array): Promise<{ nonFinite: Float64Array; holes: boolean }>;
   gramAccumulate(G: Float64Array, W: Float32Array, rows: number, cols: number): Promise<void>;
   eigSym(G: Float64Array, values: Float64Array, n: number): Promise<void>;
   coefficients(U: Float64Array, S: Float64Array, W: Float32Array, V: Float32Array, rows: number, rank: number, cols: number, relTol: number): Promise<void>;

@@ -15,7 +15,7 @@ import {
 
 export { blasCoreTypeFor, isNativeAvailable, nativeAddonPath, NATIVE_FIX } from './binding.js';
 export { predictorLayout, predictorParams, type ParamBlock, type PredictorLayout } from './predictor-layout.js';
-export { copySpan, countNonFiniteRaw, isCheckedDtype, Sha256, type CheckedDtype, type SpanCopied, type SpanCopy } from './io.js';
+export { copySpan, copySpans, countNonFiniteRaw, isCheckedDtype, Sha256, type CheckedDtype, type SpanCopy, type SpansCopied } from './io.js';
 
 export type Dtype = 'F32' | 'F16' | 'BF16';
 export const DTYPE_BYTES: Readonly<Record<Dtype, number>> = { F32: 4, F16: 2, BF16: 2 };

@@ -63,34 +63,47 @@ export class Sha256 {
 export interface SpanCopy {
   srcFd: number;
   srcOffset: number;
-  dstFd: number;
   dstOffset: number;
   length: number;
   /** Count NaN/Inf of this dtype while copying; undefined: no check. */
   check?: CheckedDtype;
-  /** Fed the copied bytes, in order. */
-  hash: Sha256;
 }
 
-export interface SpanCopied {
-  nonFinite: number;
+export interface SpansCopied {
+  /** NaN/Inf count of each span (0 where unchecked). */
+  nonFinite: number[];
   /** Some all-zero chunks were not written (holes): the caller must size the file. */
   holes: boolean;
 }
 
+const CHECK_CODES: Readonly<Record<CheckedDtype | '', number>> = { '': 0, F64: 1, F32: 2, F16: 3, BF16: 4 };
+
 /**
- * Copy `length` bytes from srcFd@srcOffset to dstFd@dstOffset through the kernel
- * (copy_file_range, pread/pwrite where it cannot), checking and hashing them on the way.
- * A failed system call rejects with an Error carrying `code` and `syscall`, as fs errors do.
+ * Copy each span, in order, from its srcFd@srcOffset to dstFd@dstOffset through the kernel
+ * (copy_file_range, pread/pwrite where it cannot), checking them and feeding `hash` on the
+ * way (one native job for them all). A failed system call rejects with an Error carrying
+ * `code` and `syscall`, as fs errors do.
  */
-export async function copySpan(c: SpanCopy): Promise<SpanCopied> {
-  const srcFd = expectSafeInteger(c.srcFd, 'srcFd');
-  const dstFd = expectSafeInteger(c.dstFd, 'dstFd');
-  const srcOffset = expectSafeInteger(c.srcOffset, 'srcOffset');
-  const dstOffset = expectSafeInteger(c.dstOffset, 'dstOffset');
-  const length = expectSafeInteger(c.length, 'length');
-  const check = c.check === undefined ? '' : expectOneOf(c.check, 'check', CHECKED);
-  if (check !== '') expectWhole(length, check, 'length');
-  if (!(c.hash instanceof Sha256)) throw new TypeError('Expected a Sha256 for hash');
-  return withCallerStack(() => loadNative().copySpan(c.hash.native, srcFd, srcOffset, dstFd, dstOffset, length, check));
+export async function copySpans(hash: Sha256, dstFd: number, spans: readonly SpanCopy[]): Promise<SpansCopied> {
+  if (!(hash instanceof Sha256)) throw new TypeError('Expected a Sha256 for hash');
+  const dst = expectSafeInteger(dstFd, 'dstFd');
+  const packed = new Float64Array(4 * spans.length);
+  const checks = new Uint8Array(spans.length);
+  for (const [k, c] of spans.entries()) {
+    packed[4 * k] = expectSafeInteger(c.srcFd, `spans[${k}].srcFd`);
+    packed[4 * k + 1] = expectSafeInteger(c.srcOffset, `spans[${k}].srcOffset`);
+    packed[4 * k + 2] = expectSafeInteger(c.dstOffset, `spans[${k}].dstOffset`);
+    packed[4 * k + 3] = expectSafeInteger(c.length, `spans[${k}].length`);
+    const check = c.check === undefined ? '' : expectOneOf(c.check, `spans[${k}].check`, CHECKED);
+    if (check !== '') expectWhole(c.length, check, `spans[${k}].length`);
+    checks[k] = CHECK_CODES[check];
+  }
+  const r = await withCallerStack(() => loadNative().copySpans(hash.native, dst, packed, checks));
+  return { nonFinite: Array.from(r.nonFinite), holes: r.holes };
+}
+
+/** copySpans for one span. */
+export async function copySpan(c: SpanCopy & { dstFd: number; hash: Sha256 }): Promise<{ nonFinite: number; holes: boolean }> {
+  const r = await copySpans(c.hash, c.dstFd, [c]);
+  return { nonFinite: r.nonFinite[0], holes: r.holes };
 }
