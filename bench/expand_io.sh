@@ -12,7 +12,7 @@ SRC="${1:-${LESA_FIXTURES:-$HOME/.cache/lesa/fixtures}/smollm2-135m}"
 TARGET="${2:-45}"
 METHODS="${3:-copy solar llama-pro}"
 REPS="${4:-3}"
-WORK="$(mktemp -d "$(dirname "$(realpath "$SRC")")/.lesa-bench-XXXXXX")"  # same filesystem as the input
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/lesa-bench-XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
 dropped=no
@@ -21,14 +21,14 @@ if sync && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then dropped=yes; fi
 bytes_of() { du -sb --apparent-size "$1" | cut -f1; }
 load() { cut -d' ' -f1 /proc/loadavg; }
 
-measure() { # label out-dir command...: prints "label wall_s peak_rss_mb out_bytes load"
+measure() { # label out-dir command...: prints "label wall_s peak_rss_mb out_bytes load cpu_s"
   local label=$1 out=$2; shift 2
   rm -rf "$out"
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
   local l; l=$(load)
-  /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }
-  read -r wall rss < "$WORK/time"
-  echo "$label $wall $((rss / 1024)) $(bytes_of "$out") $l"
+  /usr/bin/time -f "%e %M %U %S" -o "$WORK/time" "$@" >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }
+  read -r wall rss user sys < "$WORK/time"
+  echo "$label $wall $((rss / 1024)) $(bytes_of "$out") $l $(awk -v u="$user" -v s="$sys" 'BEGIN{printf "%.2f", u + s}')"
   rm -rf "$out"
 }
 
@@ -56,12 +56,12 @@ echo
 echo "Command: \`bash bench/expand_io.sh $SRC $TARGET \"$METHODS\" $REPS\`${BASE_ROOT:+ with BASE_ROOT=$BASE_ROOT} on $(date -u '+%F %H:%M') UTC, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem/{print $2}') GiB RAM, Node $(node --version), $(df -T "$SRC" | awk 'NR==2{print $2}')."
 echo "Page cache dropped before each command: $dropped. Input $(bytes_of "$SRC") bytes. Each expansion validates every header, checks every float tensor for NaN/Inf, hashes every output file (sha256) and fsyncs it; cp does none of that."
 echo
-echo "| rep | command | load (1 min) | wall s | output GB | GB/s | vs cp just before | peak RSS MB |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| rep | command | load (1 min) | wall s | CPU s (user+sys) | output GB | GB/s | vs cp just before | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|---|"
 cp_tput=1
 for row in "${rows[@]}"; do
-  read -r rep name wall rss out l <<<"$row"
+  read -r rep name wall rss out l cpu <<<"$row"
   tput=$(awk -v b="$out" -v w="$wall" 'BEGIN{printf "%.3f", b / 1e9 / (w > 0 ? w : 0.01)}')
   [[ $name == cp-r ]] && cp_tput=$tput
-  echo "| $rep | $name | $l | $wall | $(awk -v b="$out" 'BEGIN{printf "%.2f", b / 1e9}') | $tput | $(awk -v a="$tput" -v b="$cp_tput" 'BEGIN{printf "%.2f", a / b}') | $rss |"
+  echo "| $rep | $name | $l | $wall | $cpu | $(awk -v b="$out" 'BEGIN{printf "%.2f", b / 1e9}') | $tput | $(awk -v a="$tput" -v b="$cp_tput" 'BEGIN{printf "%.2f", a / b}') | $rss |"
 done
