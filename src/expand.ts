@@ -10,15 +10,16 @@ import { CheckpointWriter } from './checkpoint/writer.js';
 import { tempSibling } from './checkpoint/leftovers.js';
 import { CheckpointError, ioError } from './checkpoint/errors.js';
 import { duringNativeWork, registerAbortable, unregisterAbortable, type Abortable } from './checkpoint/cleanup.js';
-import { produce } from './execute/produce.js';
+import { OutputTensorWriter } from './execute/write-tensor.js';
 import type { ExpandOptions, MethodContext, Prepared } from './methods/method.js';
 import type { OptionValue } from './methods/options.js';
 import { MAX_GROWTH } from './methods/targets.js';
 import { alignable, methodByName } from './methods/registry.js';
 import { alignForReading } from './align/index.js';
-import { unitGeometry } from './align/units.js';
+import { permutedTensors, unitGeometry } from './align/units.js';
 import type { Plan } from './plan/recipe.js';
-import { estimateResources, type Resources } from './plan/resources.js';
+import { estimateResources, tensorByteSize, type Resources } from './plan/resources.js';
+import { refuseWholeTensorsOverCap } from './plan/whole-tensors.js';
 import type { Reporter } from './progress/reporter.js';
 import { silentReporter } from './progress/reporter.js';
 import { PhaseClock } from './progress/phase-clock.js';
@@ -81,10 +82,13 @@ export async function planExpansion(input: string, method: string, options: Expa
       throw new UserError(`--align changes only methods that combine layers (${alignable()}); ${method} would write the same model with permuted units`);
     }
     const plan = m.plan(ctx);
+    let permuted: Iterable<string> = [];
     if (options.align || m.alignment === 'required') {
-      unitGeometry(layout, ckpt.config); // fails now, at plan time, if heads/units do not fit the config
+      // unitGeometry fails now, at plan time, if heads/units do not fit the config.
+      permuted = permutedTensors(layout, unitGeometry(layout, ckpt.config)).keys();
       plan.options = { ...plan.options, align: true };
     }
+    refuseWholeTensorsOverCap(ckpt, plan, permuted);
     return { ckpt, layout, plan, ctx };
   } catch (e) {
     await ckpt.close();
@@ -136,12 +140,13 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     reporter.phase('write', { tensors: plan.tensors.length });
     const total = resources.outputBytes;
     let done = 0;
-    for (const [k, t] of plan.tensors.entries()) {
-      const bytes = await produce(ckpt, t, prepared);
-      await writer.writeTensor(t.name, bytes);
-      done += bytes.byteLength;
-      reporter.progress(done, total, { tensor: k + 1, tensors: plan.tensors.length, unit: 'bytes' });
-    }
+    let written = 0;
+    const out = new OutputTensorWriter(ckpt, writer, prepared, (t) => {
+      done += tensorByteSize(t);
+      reporter.progress(done, total, { tensor: ++written, tensors: plan.tensors.length, unit: 'bytes' });
+    });
+    for (const t of plan.tensors) await out.write(t);
+    await out.flush();
     const finished = prepared;
     prepared = undefined;
     await finished?.dispose();

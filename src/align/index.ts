@@ -174,6 +174,7 @@ export function alignedCheckpoint(ckpt: Checkpoint, layout: ModelLayout, a: Alig
   return {
     dir: ckpt.dir, config: ckpt.config, tensors: ckpt.tensors, auxFiles: ckpt.auxFiles, weightBytes: ckpt.weightBytes,
     readF32,
+    span: ckpt.span ? async (name) => (which.has(name) ? undefined : ckpt.span!(name)) : undefined,
     async readRaw(name) {
       if (!which.has(name)) return ckpt.readRaw(name);
       const dtype = ckpt.tensors.get(name)!.dtype as FloatDType;

@@ -7,7 +7,8 @@ import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import * as path from 'node:path';
-import { isFloatDType, type Checkpoint, type DType, type ModelConfig, type TensorRef } from './types.js';
+import { constants as bufferConstants } from 'node:buffer';
+import { isFloatDType, type Checkpoint, type DType, type ModelConfig, type TensorRef, type TensorSpan } from './types.js';
 import { toF32 } from '../native/index.js';
 import { CheckpointError, InternalError, ioError, q } from './errors.js';
 import { parseStrictJson, JsonSyntaxError, type Json } from './json.js';
@@ -272,8 +273,16 @@ class CheckpointImpl implements OpenedCheckpoint {
     return h;
   }
 
+  async span(name: string): Promise<TensorSpan> {
+    const t = this.ref(name);
+    const fh = await this.handle(t.file);
+    return { fd: fh.fd, file: t.file, start: t.start, byteLength: t.byteLength };
+  }
+
   async readRaw(name: string): Promise<Buffer> {
     const t = this.ref(name);
+    // Plans refuse whole-tensor work on such tensors up front (src/plan/whole-tensors.ts).
+    if (t.byteLength > bufferConstants.MAX_LENGTH) throw new InternalError(`tensor ${q(name)} is ${t.byteLength} bytes, above Node's ${bufferConstants.MAX_LENGTH}-byte buffer cap; it can only be copied as a span`);
     const buf = Buffer.allocUnsafeSlow(t.byteLength);
     if (t.byteLength === 0) return buf;
     const fh = await this.handle(t.file);

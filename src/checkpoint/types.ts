@@ -37,6 +37,14 @@ export interface TensorSpec {
 
 export type ModelConfig = Record<string, unknown>;
 
+/** Where a tensor's stored bytes lie: a descriptor open for reading (until close()) and a range. */
+export interface TensorSpan {
+  fd: number;
+  file: string;
+  start: number;
+  byteLength: number;
+}
+
 export interface Checkpoint {
   /** Absolute, real path of the checkpoint directory. */
   dir: string;
@@ -53,5 +61,10 @@ export interface Checkpoint {
   readRaw(name: string): Promise<Buffer>;
   /** One tensor converted to f32 (floating dtypes only). */
   readF32(name: string): Promise<Float32Array>;
+  /**
+   * The stored bytes of one tensor as a file span, for byte-for-byte copies that never hold
+   * the tensor; undefined (or no method) when the tensor is not the stored bytes (a permuted view).
+   */
+  span?(name: string): Promise<TensorSpan | undefined>;
   close(): Promise<void>;
 }

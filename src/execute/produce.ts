@@ -1,21 +1,17 @@
 import { readFinite as readChecked } from '../checkpoint/finite.js';
 import { DTYPE_SIZES, isFloatDType, numel, type Checkpoint, type FloatDType } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
-import { countNonFinite, fromF32, toF32 } from '../native/index.js';
+import { countNonFinite, countNonFiniteRaw, fromF32, isCheckedDtype } from '../native/index.js';
 import type { Prepared } from '../methods/method.js';
 import type { OutputTensor } from '../plan/recipe.js';
-import { CHECK_CHUNK } from '../plan/resources.js';
 import { frobenius } from './f32.js';
 import { gaussian } from './rng.js';
 
 const readFinite = (ckpt: Checkpoint, name: string) => readChecked(ckpt, name, 'the checkpoint is damaged');
 
-/** NaN/Inf count of raw float bytes, converted to f32 a chunk at a time (a copy holds only its raw bytes). */
-function countNonFiniteRaw(raw: Uint8Array, dtype: FloatDType): number {
-  const step = CHECK_CHUNK * DTYPE_SIZES[dtype];
-  let bad = 0;
-  for (let at = 0; at < raw.byteLength; at += step) bad += countNonFinite(toF32(raw.subarray(at, Math.min(at + step, raw.byteLength)), dtype));
-  return bad;
+/** The refusal of an input tensor holding `bad` NaN/Inf values. */
+export function nonFiniteInput(name: string, bad: number): UserError {
+  return new UserError(`input tensor ${name} holds ${bad} NaN/Inf values; the checkpoint is damaged`);
 }
 
 /** The bytes of one output tensor, made by its recipe. Memory: this tensor (and its f32 sources). */
@@ -25,10 +21,11 @@ export async function produce(ckpt: Checkpoint, t: OutputTensor, prepared?: Prep
   const dtype = t.dtype as FloatDType;
   switch (r.kind) {
     case 'copy': {
+      // Only for views that are not stored bytes (aligned layers); stored tensors are copied as spans (write-tensor.ts).
       const raw = await ckpt.readRaw(r.src);
-      if (isFloatDType(t.dtype)) {
-        const bad = countNonFiniteRaw(raw, dtype);
-        if (bad > 0) throw new UserError(`input tensor ${r.src} holds ${bad} NaN/Inf values; the checkpoint is damaged`);
+      if (isCheckedDtype(t.dtype)) {
+        const bad = await countNonFiniteRaw(raw, t.dtype);
+        if (bad > 0) throw nonFiniteInput(r.src, bad);
       }
       return raw;
     }

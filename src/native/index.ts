@@ -17,6 +17,7 @@ import {
 
 export { blasCoreTypeFor, isNativeAvailable, nativeAddonPath, NATIVE_FIX } from './binding.js';
 export { predictorLayout, predictorParams, type ParamBlock, type PredictorLayout } from './predictor-layout.js';
+export { copySpan, copySpans, countNonFiniteRaw, isCheckedDtype, Sha256, type CheckedDtype, type SpanCopy, type SpansCopied } from './io.js';
 
 const DTYPES = FLOAT_DTYPES;
 
