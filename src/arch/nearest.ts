@@ -1,0 +1,51 @@
+import type { ModelConfig } from '../checkpoint/types.js';
+import type { ArchTable } from './schema.js';
+
+/** A tensor name with its layer and expert indices replaced: model.layers.N.mlp.experts.{e}.w1.weight. */
+function kind(name: string): string {
+  return name.replace(/\.layers\.\d+\./, '.layers.N.').replace(/\.experts\.\d+\./, '.experts.{e}.');
+}
+
+function tableKinds(t: ArchTable): { all: Set<string>; required: string[] } {
+  const layer = t.layerTensors.map((lt) => ({ name: kind(`${t.layerPrefix}N.${lt.suffix}`), optional: lt.optional }));
+  const globals = t.globalTensors.map((g) => ({ name: g.name, optional: g.optional }));
+  const both = [...layer, ...globals];
+  return { all: new Set(both.map((x) => x.name)), required: both.filter((x) => !x.optional).map((x) => x.name) };
+}
+
+function configKeysMissing(config: ModelConfig, t: ArchTable): string[] {
+  const nested = t.textConfigKey === null ? config : config[t.textConfigKey];
+  if (t.textConfigKey !== null && (!nested || typeof nested !== 'object')) return [t.textConfigKey];
+  const text = nested as ModelConfig;
+  const at = (k: string) => (t.textConfigKey === null ? k : `${t.textConfigKey}.${k}`);
+  const missing = text[t.depthKey] === undefined ? [at(t.depthKey)] : [];
+  if (t.experts && !t.experts.countKeys.some((k) => text[k] !== undefined)) missing.push(at(t.experts.countKeys[0]));
+  return missing;
+}
+
+const list = (xs: string[], n = 4) => xs.slice(0, n).join(', ') + (xs.length > n ? `, … (${xs.length} in all)` : '');
+
+/**
+ * For an unsupported model_type: the supported family whose tensor names overlap the
+ * checkpoint's most (Jaccard over names with layer/expert indices removed), and what differs.
+ */
+export function unsupportedMessage(config: ModelConfig, tensorNames: string[], families: readonly ArchTable[]): string {
+  const have = new Set(tensorNames.map(kind));
+  if (have.size === 0) return '';
+  let best: { t: ArchTable; score: number; unknown: string[]; missing: string[] } | undefined;
+  for (const t of families) {
+    const { all, required } = tableKinds(t);
+    const shared = [...have].filter((n) => all.has(n)).length;
+    const score = shared / (have.size + all.size - shared);
+    if (!best || score > best.score) {
+      best = { t, score, unknown: [...have].filter((n) => !all.has(n)), missing: required.filter((n) => !have.has(n)) };
+    }
+  }
+  if (!best || best.score === 0) return '; no supported family shares its tensor names';
+  const parts = [`nearest supported family: ${best.t.family} (model_type ${best.t.modelTypes.join('/')})`];
+  if (best.unknown.length) parts.push(`tensors it does not know: ${list(best.unknown)}`);
+  if (best.missing.length) parts.push(`tensors it needs but the checkpoint lacks: ${list(best.missing)}`);
+  const keys = configKeysMissing(config, best.t);
+  if (keys.length) parts.push(`config keys it needs but config.json lacks: ${keys.join(', ')}`);
+  return `; ${parts.join('; ')}`;
+}
