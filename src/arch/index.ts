@@ -38,7 +38,7 @@ export function archFor(config: ModelConfig, tensorNames?: Iterable<string>): Ar
   const t = byModelType.get(mt);
   if (!t) {
     const nearest = tensorNames ? unsupportedMessage(config, [...tensorNames], families) : '';
-    throw new UserError(`unsupported architecture model_type "${mt}"${nearest}; supported: ${supportedModelTypes().join(', ')}`);
+    throw new UserError(`unsupported architecture model_type "${mt}"; supported: ${supportedModelTypes().join(', ')}${nearest}`);
   }
   return t;
 }
@@ -119,7 +119,7 @@ export function resolveLayout(config: ModelConfig, tensors: Map<string, ShapeInf
     const lt = bySuffix.get(rest.slice(dot + 1));
     if (dot <= 0 || !/^(0|[1-9]\d*)$/.test(idxText)) throw new UserError(`tensor ${name} is under "${prefix}" but has no layer index`);
     const idx = Number(idxText);
-    if (idx >= layers) throw new UserError(`tensor ${name} belongs to layer ${idx}, but config.json says ${arch.depthKey} = ${layers}`);
+    if (idx >= layers) throw new UserError(`tensor ${name} belongs to layer ${idx}, but config.json says ${where}${arch.depthKey} = ${layers}`);
     if (!lt) throw new UserError(`tensor ${name}: unknown per-layer tensor for the ${arch.family} table; lesa cannot grow a layer it does not fully know`);
     if (!seen.has(lt.type)) seen.set(lt.type, new Set());
     seen.get(lt.type)!.add(idx);

@@ -27,25 +27,31 @@ const list = (xs: string[], n = 4) => xs.slice(0, n).join(', ') + (xs.length > n
 
 /**
  * For an unsupported model_type: the supported family whose tensor names overlap the
- * checkpoint's most (Jaccard over names with layer/expert indices removed), and what differs.
+ * checkpoint's most, and what differs. Names are compared with layer/expert indices removed,
+ * over the family's layer prefix and its global tensors (shared over the union of the
+ * checkpoint's and the family's required ones; ties go to the earlier table); what lies
+ * elsewhere (a vision tower) would be copied unchanged and is only counted.
  */
 export function unsupportedMessage(config: ModelConfig, tensorNames: string[], families: readonly ArchTable[]): string {
-  const have = new Set(tensorNames.map(kind));
-  if (have.size === 0) return '';
-  let best: { t: ArchTable; score: number; unknown: string[]; missing: string[] } | undefined;
+  const kinds = new Set(tensorNames.map(kind));
+  let best: { t: ArchTable; score: number; unknown: string[]; missing: string[]; copied: string[] } | undefined;
   for (const t of families) {
     const { all, required } = tableKinds(t);
-    const shared = [...have].filter((n) => all.has(n)).length;
-    const score = shared / (have.size + all.size - shared);
+    const prefix = kind(`${t.layerPrefix}0.`);
+    const have = [...kinds].filter((n) => n.startsWith(prefix) || all.has(n));
+    const shared = have.filter((n) => all.has(n)).length;
+    const missing = required.filter((n) => !kinds.has(n));
+    const score = shared / (have.length + missing.length || 1);
     if (!best || score > best.score) {
-      best = { t, score, unknown: [...have].filter((n) => !all.has(n)), missing: required.filter((n) => !have.has(n)) };
+      best = { t, score, missing, unknown: have.filter((n) => !all.has(n)), copied: [...kinds].filter((n) => !have.includes(n)) };
     }
   }
   if (!best || best.score === 0) return '; no supported family shares its tensor names';
   const parts = [`nearest supported family: ${best.t.family} (model_type ${best.t.modelTypes.join('/')})`];
-  if (best.unknown.length) parts.push(`tensors it does not know: ${list(best.unknown)}`);
+  if (best.unknown.length) parts.push(`layer tensors it does not know: ${list(best.unknown)}`);
   if (best.missing.length) parts.push(`tensors it needs but the checkpoint lacks: ${list(best.missing)}`);
   const keys = configKeysMissing(config, best.t);
   if (keys.length) parts.push(`config keys it needs but config.json lacks: ${keys.join(', ')}`);
+  if (best.copied.length) parts.push(`${best.copied.length} other tensor kinds (${list([...new Set(best.copied.map((n) => n.split('.')[0]))], 3)}) would be copied unchanged`);
   return `; ${parts.join('; ')}`;
 }
