@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from lesa_py import fixtures
+from lesa_py import fixtures, hfcheck
 from _cli import lesa, manifest, tree_hash
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -49,19 +49,6 @@ def load(d: Path):
     return model.eval()
 
 
-def assert_loads_as_stored(d: Path, tmp: Path):
-    """Load, then save again: transformers writes its on-disk form (per-expert 2-D tensors,
-    hub prefixes), which must be exactly the tensors in the files: none dropped, none added,
-    none changed on the way in."""
-    model = load(d)
-    model.save_pretrained(tmp)
-    stored, resaved = tensors(d), tensors(tmp)
-    assert stored.keys() == resaved.keys(), (sorted(stored.keys() - resaved.keys())[:5], sorted(resaved.keys() - stored.keys())[:5])
-    for k, v in stored.items():
-        assert torch.equal(v, resaved[k]), k
-    return model
-
-
 def target_for(method: str, L: int) -> int:
     return {"stack": 2 * L, "solar": L + 2 if L % 2 == 0 else L + 1}.get(method, L + 2)
 
@@ -82,7 +69,8 @@ def test_every_method_loads_in_transformers(fx, tmp_path, arch, method):
     lesa("expand", src, "-o", out, "--method", method, "--target-layers", n, "--quiet",
          *(["--epochs", "2"] if method == "lesa" else []))
     assert tree_hash(src) == before
-    assert_loads_as_stored(out, tmp_path / "resaved")
+    rep = hfcheck.check(out)  # loads with nothing missing/unexpected; save_pretrained gives back the files exactly
+    assert rep["ok"] and rep["tensors_compared"] == len(tensors(out)), rep["problems"]
     m = manifest(out)
     a, b = cfg(src), cfg(out)
     ta, tb = a.get("text_config", a), b.get("text_config", b)
@@ -201,3 +189,27 @@ def test_wrapper_grows_only_the_language_model(fx, tmp_path, arch):
                 if k.startswith(f"{LM_PREFIX}{layer['source']}."):
                     assert torch.equal(o[k.replace(f"{LM_PREFIX}{layer['source']}.", f"{LM_PREFIX}{layer['out']}.", 1)], s[k])
     assert sum(k.startswith(LM_PREFIX) for k in o) == sum(k.startswith(LM_PREFIX) for k in s) * (len(m["layers"])) // m["source_layers"]
+
+
+def test_hfcheck_sees_through_the_load_time_conversion(fx, tmp_path):
+    """hfcheck on MoE compares what transformers writes back (per-expert tensors) with the
+    files: an expert too many, or one missing, is a failure; the untouched fixture passes."""
+    from safetensors.torch import save_file
+    src = fx("tiny-mixtral-f32")
+    assert hfcheck.check(src)["ok"]
+    for what in ("extra", "missing"):
+        d = tmp_path / what
+        d.mkdir()
+        for f in src.iterdir():
+            if f.suffix != ".safetensors":
+                (d / f.name).write_bytes(f.read_bytes())
+        t = tensors(src)
+        if what == "extra":
+            t["model.layers.0.block_sparse_moe.experts.4.w1.weight"] = t["model.layers.0.block_sparse_moe.experts.0.w1.weight"].clone()
+        else:
+            del t["model.layers.1.block_sparse_moe.experts.2.w2.weight"]
+        for f in d.glob("*.safetensors.index.json"):
+            f.unlink()
+        save_file(t, d / "model.safetensors", metadata={"format": "pt"})
+        rep = hfcheck.check(d)
+        assert not rep["ok"] and rep["problems"], what
