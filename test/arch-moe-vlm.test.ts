@@ -136,5 +136,35 @@ test('the expert placeholder is validated strictly', () => {
   const llama = families.find((f) => f.family === 'llama')!;
   assert.throws(() => validateTable({ ...llama, experts: { countKeys: ['n'], everyLayerSparseWhen: {} } }), /no layer tensor uses \{e\}/);
   assert.throws(() => validateTable({ ...mixtral, units: llama.units }), /\(units\) is not described for experts/);
-  assert.throws(() => validateTable({ ...llama, textConfigKey: '' }), /textConfigKey must be a non-empty string or null/);
+  assert.throws(() => validateTable({ ...llama, textConfig: { key: '', flatAllowed: false } }), /textConfig\.key must be a non-empty string/);
+  assert.throws(() => validateTable({ ...llama, textConfig: { key: 'text_config' } as unknown as ArchTable['textConfig'] }), /textConfig\.flatAllowed must be boolean/);
+});
+
+test('Qwen2.5-VL: the hub\'s flat config and transformers\' nested text_config both resolve and grow in place', () => {
+  const [L, h, inter, vocab] = [3, 3584, 18944, 152064];
+  const t: Shapes = new Map([['model.embed_tokens.weight', { dtype, shape: [vocab, h] }]]);
+  for (let i = 0; i < L; i++) {
+    const p = `model.layers.${i}.`;
+    attention(t, p, h, 28, 4, 128);
+    for (const [x, n] of [['q', 28], ['k', 4], ['v', 4]] as const) t.set(`${p}self_attn.${x}_proj.bias`, { dtype, shape: [n * 128] });
+    t.set(`${p}mlp.gate_proj.weight`, { dtype, shape: [inter, h] });
+    t.set(`${p}mlp.up_proj.weight`, { dtype, shape: [inter, h] });
+    t.set(`${p}mlp.down_proj.weight`, { dtype, shape: [h, inter] });
+  }
+  t.set('model.norm.weight', { dtype, shape: [h] });
+  t.set('lm_head.weight', { dtype, shape: [vocab, h] });
+  t.set('visual.blocks.0.attn.qkv.weight', { dtype, shape: [3840, 1280] });
+  const text = { num_hidden_layers: L, hidden_size: h, intermediate_size: inter, max_window_layers: 2, num_attention_heads: 28, num_key_value_heads: 4 };
+  const flat = { model_type: 'qwen2_5_vl', architectures: ['Qwen2_5_VLForConditionalGeneration'], ...text, vision_config: { depth: 32 } };
+  const nested = { model_type: 'qwen2_5_vl', architectures: ['Qwen2_5_VLForConditionalGeneration'], text_config: text, vision_config: { depth: 32 } };
+  const layers: LayerOrigin[] = [0, 1, 1, 2].map((source, out) => ({ out, source, kind: out === 2 ? 'new' : 'original', how: '' }));
+  const flatLayout = resolveLayout(flat, t);
+  assert.equal(flatLayout.arch.family, 'qwen2_vl');
+  assert.ok(flatLayout.globals.includes('visual.blocks.0.attn.qkv.weight'));
+  const g1 = growConfig(flat, flatLayout.arch, layers);
+  assert.deepEqual([g1.num_hidden_layers, g1.max_window_layers, 'text_config' in g1], [4, 3, false]);
+  const g2 = growConfig(nested, resolveLayout(nested, t).arch, layers);
+  assert.deepEqual(g2.text_config, { ...text, num_hidden_layers: 4, max_window_layers: 3 });
+  assert.equal(g2.num_hidden_layers, undefined);
+  assert.throws(() => resolveLayout({ ...nested, text_config: null }, t), /"text_config" must be an object/);
 });

@@ -10,6 +10,8 @@ fixture dir, so fixture dirs hold only checkpoint files) makes re-runs instant.
   to f32 HF safetensors (single model.safetensors) + tokenizer.
 - tiny-{llama,qwen2,qwen3,mistral,gemma2,gemma3,olmo2,phi3}-{f32,bf16}: seeded random HF checkpoints with
   SmolLM2's tokenizer (vocab 49152), GQA, sharded into >=2 safetensors files.
+- tiny-{mixtral,qwen3moe,qwen2moe}-f32: seeded MoE tinies (4 experts); tiny-{gemma3vlm,mistral3,qwen25vl}-f32:
+  image-text wrappers with a one-layer vision tower (TINY_MOE, TINY_VLM).
 - text: text/sotu.txt and text/moby-dick.txt from @stdlib npm dataset packages.
 """
 from __future__ import annotations
@@ -72,12 +74,19 @@ TINY_VLM = {
                        dict(model_type="gemma3_text", num_hidden_layers=5, head_dim=16, query_pre_attn_scalar=16, sliding_window=32),
                        dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                             image_size=28, patch_size=14),
-                       dict(mm_tokens_per_image=4, tie_word_embeddings=True)),
+                       dict(mm_tokens_per_image=4, tie_word_embeddings=True), "image_token_index"),
     "tiny-mistral3": ("Mistral3Config", "Mistral3ForConditionalGeneration",
                       dict(model_type="mistral", num_hidden_layers=4, head_dim=16, tie_word_embeddings=False),
                       dict(model_type="pixtral", hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                            num_attention_heads=2, head_dim=16, image_size=28, patch_size=14),
-                      dict(spatial_merge_size=2, tie_word_embeddings=False)),
+                      dict(spatial_merge_size=2, tie_word_embeddings=False), "image_token_index"),
+    # Multimodal RoPE: mrope_section sums to head_dim / 2.
+    "tiny-qwen25vl": ("Qwen2_5_VLConfig", "Qwen2_5_VLForConditionalGeneration",
+                      dict(model_type="qwen2_5_vl_text", num_hidden_layers=4, max_window_layers=2,
+                           rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 2, 2]}),
+                      dict(depth=1, hidden_size=32, num_heads=2, intermediate_size=64, out_hidden_size=64,
+                           patch_size=14, spatial_merge_size=2),
+                      dict(tie_word_embeddings=False), "image_token_id"),
 }
 # Bump a fixture's version to force a rebuild.
 VERSIONS = {"smollm2-135m": 1, "gemma3-270m": 1, "text": 1,
@@ -203,10 +212,10 @@ def _tiny_config(cls_name: str, extra: dict, tok):
 def _tiny_vlm_config(arch: str, tok):
     import transformers
 
-    cfg_name, model_name, text, vision, top = TINY_VLM[arch]
+    cfg_name, model_name, text, vision, top, image_token_key = TINY_VLM[arch]
     t = _tiny_kwargs(text, tok)
     image_token = len(tok) - 1  # any in-vocab id: the tests feed no images
-    config = getattr(transformers, cfg_name)(text_config=t, vision_config=vision, image_token_index=image_token, **top)
+    config = getattr(transformers, cfg_name)(text_config=t, vision_config=vision, **{image_token_key: image_token}, **top)
     for k in ("bos_token_id", "eos_token_id", "pad_token_id"):  # generation reads them at the top level
         setattr(config, k, t[k])
     return model_name, config

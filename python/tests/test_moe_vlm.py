@@ -164,7 +164,10 @@ def test_lesa_predicts_each_expert_from_that_expert_alone(fx, tmp_path):
         assert not torch.equal(a[p + "experts.1.w1.weight"], b[p + "experts.1.w1.weight"])
 
 
-LM_PREFIX = "language_model.model.layers."
+# Where each wrapper's decoder layers and vision tower live on disk (hub and transformers' save).
+LAYOUT = {"gemma3vlm": ("language_model.model.layers.", "vision_tower."),
+          "mistral3": ("language_model.model.layers.", "vision_tower."),
+          "qwen25vl": ("model.layers.", "visual.")}
 
 
 @pytest.mark.parametrize("arch", VLM)
@@ -177,18 +180,20 @@ def test_wrapper_grows_only_the_language_model(fx, tmp_path, arch):
     lesa("expand", src, "-o", out, "--method", "lesa", "--target-layers", text_cfg(src)["num_hidden_layers"] + 2,
          "--epochs", "1", "--quiet")
     s, o = tensors(src), tensors(out)
-    others = [k for k in s if not k.startswith(LM_PREFIX)]
-    assert any(k.startswith("vision_tower.") for k in others) and any(k.startswith("multi_modal_projector.") for k in others)
+    prefix, vision = LAYOUT[arch]
+    others = [k for k in s if not k.startswith(prefix)]
+    assert sum(k.startswith(vision) for k in others) >= 5
     for k in others:
         assert o[k].dtype == s[k].dtype and o[k].numpy().tobytes() == s[k].numpy().tobytes(), k
     m = manifest(out)
-    assert m["layer_prefix"] == LM_PREFIX
+    assert m["layer_prefix"] == prefix
     for layer in m["layers"]:
         if layer["kind"] == "original":
             for k in s:
-                if k.startswith(f"{LM_PREFIX}{layer['source']}."):
-                    assert torch.equal(o[k.replace(f"{LM_PREFIX}{layer['source']}.", f"{LM_PREFIX}{layer['out']}.", 1)], s[k])
-    assert sum(k.startswith(LM_PREFIX) for k in o) == sum(k.startswith(LM_PREFIX) for k in s) * (len(m["layers"])) // m["source_layers"]
+                if k.startswith(f"{prefix}{layer['source']}."):
+                    assert torch.equal(o[k.replace(f"{prefix}{layer['source']}.", f"{prefix}{layer['out']}.", 1)], s[k])
+    per_layer = sum(k.startswith(prefix) for k in s) // m["source_layers"]
+    assert len(o) == len(others) + per_layer * len(m["layers"])
 
 
 def test_hfcheck_sees_through_the_load_time_conversion(fx, tmp_path):

@@ -10,7 +10,7 @@ import { phi3 } from './families/phi3.js';
 import { qwen2 } from './families/qwen2.js';
 import { qwen3 } from './families/qwen3.js';
 import { qwen2Moe, qwen3Moe } from './families/qwen-moe.js';
-import { gemma3Vlm, mistral3 } from './families/vlm.js';
+import { gemma3Vlm, mistral3, qwen2Vl } from './families/vlm.js';
 import { unsupportedMessage } from './nearest.js';
 import { type ArchTable, expandExperts, type LayerTensor, validateTable } from './schema.js';
 
@@ -18,7 +18,7 @@ export type { ArchTable, LayerTensor } from './schema.js';
 export { linearTypes } from './schema.js';
 
 export const families: readonly ArchTable[] = [
-  llama, mistral, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, mixtral, qwen2Moe, qwen3Moe, gemma3Vlm, mistral3,
+  llama, mistral, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, mixtral, qwen2Moe, qwen3Moe, gemma3Vlm, mistral3, qwen2Vl,
 ].map(validateTable);
 
 const byModelType = new Map<string, ArchTable>();
@@ -45,10 +45,11 @@ export function archFor(config: ModelConfig, tensorNames?: Iterable<string>): Ar
 
 /** The config object that holds the language model's keys: the nested text config of a wrapper, else the config itself. */
 export function textConfig(config: ModelConfig, arch: ArchTable): ModelConfig {
-  if (arch.textConfigKey === null) return config;
-  const v = config[arch.textConfigKey];
+  if (arch.textConfig === null) return config;
+  const v = config[arch.textConfig.key];
+  if (v === undefined && arch.textConfig.flatAllowed) return config;
   if (!v || typeof v !== 'object' || Array.isArray(v)) {
-    throw new UserError(`config.json "${arch.textConfigKey}" must be an object (the ${arch.family} language model's config), got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`);
+    throw new UserError(`config.json "${arch.textConfig.key}" must be an object (the ${arch.family} language model's config), got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`);
   }
   return v as ModelConfig;
 }
@@ -95,7 +96,7 @@ export function resolveLayout(config: ModelConfig, tensors: Map<string, ShapeInf
   const table = archFor(config, tensors.keys());
   const text = textConfig(config, table);
   const arch = resolveExperts(table, text);
-  const where = arch.textConfigKey === null ? '' : `${arch.textConfigKey}.`;
+  const where = text === config ? '' : `${arch.textConfig!.key}.`;
   const L = text[arch.depthKey];
   if (!Number.isSafeInteger(L) || (L as number) < 1) {
     throw new UserError(`config.json "${where}${arch.depthKey}" must be a positive integer, got ${JSON.stringify(L)}`);

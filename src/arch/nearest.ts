@@ -14,10 +14,11 @@ function tableKinds(t: ArchTable): { all: Set<string>; required: string[] } {
 }
 
 function configKeysMissing(config: ModelConfig, t: ArchTable): string[] {
-  const nested = t.textConfigKey === null ? config : config[t.textConfigKey];
-  if (t.textConfigKey !== null && (!nested || typeof nested !== 'object')) return [t.textConfigKey];
+  const key = t.textConfig !== null && !(t.textConfig.flatAllowed && config[t.textConfig.key] === undefined) ? t.textConfig.key : null;
+  const nested = key === null ? config : config[key];
+  if (key !== null && (!nested || typeof nested !== 'object')) return [key];
   const text = nested as ModelConfig;
-  const at = (k: string) => (t.textConfigKey === null ? k : `${t.textConfigKey}.${k}`);
+  const at = (k: string) => (key === null ? k : `${key}.${k}`);
   const missing = text[t.depthKey] === undefined ? [at(t.depthKey)] : [];
   if (t.experts && !t.experts.countKeys.some((k) => text[k] !== undefined)) missing.push(at(t.experts.countKeys[0]));
   return missing;

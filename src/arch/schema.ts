@@ -42,10 +42,11 @@ export interface ArchTable {
   /** config.architectures values this table serves. */
   architectures: string[];
   /**
-   * config key of the nested language-model config (multimodal wrappers: "text_config"); the
-   * depth, per-layer lists, layer-index keys and head counts are read and written there.
+   * The nested language-model config of multimodal wrappers (`key`: "text_config"): the depth,
+   * per-layer lists, layer-index keys and head counts are read and written there. `flatAllowed`:
+   * a config without the key keeps them at the top level (Qwen2-VL's hub configs).
    */
-  textConfigKey: string | null;
+  textConfig: { key: string; flatAllowed: boolean } | null;
   /** config key (in the text config) that holds the number of decoder layers. */
   depthKey: string;
   /** Per-layer tensor names start with `${layerPrefix}${index}.`. */
@@ -82,7 +83,7 @@ export interface ArchTable {
 }
 
 const TABLE_KEYS = new Set<keyof ArchTable>([
-  'family', 'modelTypes', 'architectures', 'textConfigKey', 'depthKey', 'layerPrefix', 'layerTensors',
+  'family', 'modelTypes', 'architectures', 'textConfig', 'depthKey', 'layerPrefix', 'layerTensors',
   'globalTensors', 'perLayerConfigLists', 'layerIndexConfigKeys', 'normIdentity', 'residualOutputs', 'residualScales',
   'experts', 'units',
 ]);
@@ -116,7 +117,12 @@ export function validateTable(t: ArchTable): ArchTable {
   checkStrings(fam, 'residualOutputs', t.residualOutputs, false);
   checkStrings(fam, 'residualScales', t.residualScales, false);
   if (typeof t.depthKey !== 'string' || !t.depthKey) fail(fam, 'depthKey must be a non-empty string');
-  if (t.textConfigKey !== null && (typeof t.textConfigKey !== 'string' || !t.textConfigKey)) fail(fam, 'textConfigKey must be a non-empty string or null');
+  if (t.textConfig !== null) {
+    if (!t.textConfig || typeof t.textConfig !== 'object') fail(fam, 'textConfig must be an object or null');
+    checkKeys(fam, 'textConfig', t.textConfig, new Set(['key', 'flatAllowed']));
+    if (typeof t.textConfig.key !== 'string' || !t.textConfig.key) fail(fam, 'textConfig.key must be a non-empty string');
+    if (typeof t.textConfig.flatAllowed !== 'boolean') fail(fam, 'textConfig.flatAllowed must be boolean');
+  }
   if (typeof t.layerPrefix !== 'string' || !t.layerPrefix.endsWith('.')) fail(fam, "layerPrefix must end with '.'");
   if (t.normIdentity !== 0 && t.normIdentity !== 1) fail(fam, 'normIdentity must be 0 or 1');
   if (!Array.isArray(t.layerTensors) || t.layerTensors.length === 0) fail(fam, 'layerTensors must be a non-empty array');

@@ -9,7 +9,7 @@ export const gemma3: ArchTable = {
   family: 'gemma3',
   modelTypes: ['gemma3_text'],
   architectures: ['Gemma3ForCausalLM'],
-  textConfigKey: null,
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [

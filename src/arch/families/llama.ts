@@ -43,7 +43,7 @@ export const llama: ArchTable = {
   family: 'llama',
   modelTypes: ['llama'],
   architectures: ['LlamaForCausalLM'],
-  textConfigKey: null,
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [...llamaLayer, ...optionalBiases], // attention_bias / mlp_bias

@@ -5,7 +5,7 @@ export const mistral: ArchTable = {
   family: 'mistral',
   modelTypes: ['mistral'],
   architectures: ['MistralForCausalLM'],
-  textConfigKey: null,
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: llamaLayer,

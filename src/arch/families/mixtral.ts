@@ -10,7 +10,7 @@ export const mixtral: ArchTable = {
   family: 'mixtral',
   modelTypes: ['mixtral'],
   architectures: ['MixtralForCausalLM'],
-  textConfigKey: null,
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [

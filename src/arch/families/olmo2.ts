@@ -9,7 +9,7 @@ export const olmo2: ArchTable = {
   family: 'olmo2',
   modelTypes: ['olmo2'],
   architectures: ['Olmo2ForCausalLM'],
-  textConfigKey: null,
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [

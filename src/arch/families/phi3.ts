@@ -10,7 +10,7 @@ export const phi3: ArchTable = {
   family: 'phi3',
   modelTypes: ['phi3'],
   architectures: ['Phi3ForCausalLM'],
-  textConfigKey: null,
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [

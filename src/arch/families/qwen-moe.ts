@@ -22,7 +22,7 @@ export const qwen3Moe: ArchTable = {
   family: 'qwen3_moe',
   modelTypes: ['qwen3_moe'],
   architectures: ['Qwen3MoeForCausalLM'],
-  textConfigKey: null,
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [

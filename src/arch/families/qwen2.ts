@@ -6,7 +6,7 @@ export const qwen2: ArchTable = {
   family: 'qwen2',
   modelTypes: ['qwen2'],
   architectures: ['Qwen2ForCausalLM'],
-  textConfigKey: null,
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [

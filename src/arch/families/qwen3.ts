@@ -6,7 +6,7 @@ export const qwen3: ArchTable = {
   family: 'qwen3',
   modelTypes: ['qwen3'],
   architectures: ['Qwen3ForCausalLM'],
-  textConfigKey: null,
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [
