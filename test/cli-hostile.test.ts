@@ -328,7 +328,7 @@ function generateCases(): Case[] {
   add({ group: 'config', label: 'config.json is a directory', build: async (dir) => { await writeSpec(dir, BASE); await fsp.rm(path.join(dir, 'config.json')); await fsp.mkdir(path.join(dir, 'config.json')); }, expect: /config\.json/, inspect: true });
   add({ group: 'config', label: 'config.json symlink leading out', build: async (dir, caseDir) => { await writeSpec(dir, BASE); await fsp.rm(path.join(dir, 'config.json')); await fsp.writeFile(path.join(caseDir, 'outside', 'config.json'), JSON.stringify(BASE.config)); await fsp.symlink(path.join(caseDir, 'outside', 'config.json'), path.join(dir, 'config.json')); }, expect: /config\.json/ });
 
-  // 11b. image-text wrappers (nested text_config), MoE experts, unsupported architectures (23)
+  // 11b. image-text wrappers (nested text_config), MoE experts, unsupported architectures (30)
   const wrapperCase = (mut: (c: Record<string, unknown>, text: Record<string, unknown>) => void) => specCase((s) => { asWrapper(s); mut(s.config, s.config.text_config as Record<string, unknown>); });
   for (const [what, v] of [['missing', undefined], ['null', null], ['an array', []], ['a string', 'mistral'], ['a number', 4]] as const) {
     add({ group: 'nested-config', label: `wrapper: text_config ${what}`, build: wrapperCase((c) => { if (v === undefined) delete c.text_config; else c.text_config = v; }), expect: /text_config/, inspect: true });
@@ -337,6 +337,8 @@ function generateCases(): Case[] {
     add({ group: 'nested-config', label: `wrapper: text_config.num_hidden_layers ${JSON.stringify(d)}`, build: wrapperCase((_c, t) => { if (d === undefined) delete t.num_hidden_layers; else t.num_hidden_layers = d; }), expect: /text_config\.num_hidden_layers|belongs to layer 3/, inspect: true });
   }
   add({ group: 'nested-config', label: 'wrapper: depth only at the top level', build: wrapperCase((c, t) => { c.num_hidden_layers = t.num_hidden_layers; delete t.num_hidden_layers; }), expect: /text_config\.num_hidden_layers/, inspect: true });
+  add({ group: 'nested-config', label: 'qwen2_5_vl: text_config is a list', build: configCase((c) => { c.model_type = 'qwen2_5_vl'; c.text_config = [{ num_hidden_layers: L }]; }), expect: /"text_config" must be an object/, inspect: true });
+  add({ group: 'nested-config', label: 'qwen2_5_vl: flat config without q/k/v biases', build: configCase((c) => { c.model_type = 'qwen2_5_vl'; }), expect: /missing tensor model\.layers\.0\.self_attn\.q_proj\.bias/, inspect: true });
   add({ group: 'nested-config', label: 'wrapper: text_config.layer_types one short', build: wrapperCase((_c, t) => { t.layer_types = Array(L - 1).fill('full_attention'); }), expect: /text_config\.layer_types/, inspect: true });
   add({ group: 'nested-config', label: 'wrapper: layer names of a text model', build: specCase((s) => { asWrapper(s); for (const t of s.shards.flat()) t.name = t.name.replace(/^language_model\./, ''); }), expect: /missing tensor language_model\.model\./, inspect: true });
   add({ group: 'nested-config', label: 'wrapper: gemma3 model_type over a Mistral decoder', build: wrapperCase((c) => { c.model_type = 'gemma3'; }), expect: /missing tensor .*(q_norm|pre_feedforward_layernorm)/, inspect: true });
