@@ -1,5 +1,5 @@
 import type { ArchTable } from '../schema.js';
-import { attentionProjections, llamaGlobals } from './llama.js';
+import { llamaGlobals, llamaLayer, mlpProjections } from './llama.js';
 
 /**
  * Mixtral: Mistral's attention, and a sparse MLP of a router and `num_local_experts` experts
@@ -14,9 +14,7 @@ export const mixtral: ArchTable = {
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [
-    { type: 'input_layernorm', suffix: 'input_layernorm.weight', role: 'norm' },
-    ...attentionProjections,
-    { type: 'post_attention_layernorm', suffix: 'post_attention_layernorm.weight', role: 'norm' },
+    ...llamaLayer.filter((lt) => !mlpProjections.includes(lt)),
     { type: 'router', suffix: 'block_sparse_moe.gate.weight', role: 'linear' },
     { type: 'expert{e}_w1', suffix: 'block_sparse_moe.experts.{e}.w1.weight', role: 'linear' },
     { type: 'expert{e}_w3', suffix: 'block_sparse_moe.experts.{e}.w3.weight', role: 'linear' },
