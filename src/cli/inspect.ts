@@ -1,4 +1,4 @@
-import { linearTypes, resolveLayout } from '../arch/index.js';
+import { linearTypes, resolveLayout, textConfig } from '../arch/index.js';
 import { openCheckpoint } from '../checkpoint/checkpoint.js';
 import { UserError } from '../errors.js';
 import type { Command, CommandIO } from './command.js';
@@ -25,7 +25,7 @@ export const inspectCommand: Command = {
         linear_types: linearTypes(layout.arch).filter((t) => layout.typeInfo.has(t)),
         layer_tensors: layerTensors,
         globals: layout.globals.map((n) => ({ name: n, ...layout.globalInfo.get(n)! })),
-        per_layer_config: Object.fromEntries(layout.arch.perLayerConfigLists.filter((k) => k in ckpt.config).map((k) => [k, ckpt.config[k]])),
+        per_layer_config: perLayerConfig(textConfig(ckpt.config, layout.arch), layout.arch.perLayerConfigLists),
         aux_files: ckpt.auxFiles,
       };
       const lines = [
@@ -45,3 +45,7 @@ export const inspectCommand: Command = {
     }
   },
 };
+
+function perLayerConfig(text: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.filter((k) => k in text).map((k) => [k, text[k]]));
+}

@@ -10,6 +10,8 @@ fixture dir, so fixture dirs hold only checkpoint files) makes re-runs instant.
   to f32 HF safetensors (single model.safetensors) + tokenizer.
 - tiny-{llama,qwen2,qwen3,mistral,gemma2,gemma3,olmo2,phi3}-{f32,bf16}: seeded random HF checkpoints with
   SmolLM2's tokenizer (vocab 49152), GQA, sharded into >=2 safetensors files.
+- tiny-{mixtral,qwen3moe,qwen2moe}-f32: seeded MoE tinies (4 experts); tiny-{gemma3vlm,mistral3,qwen25vl}-f32:
+  image-text wrappers with a one-layer vision tower (TINY_MOE, TINY_VLM).
 - text: text/sotu.txt and text/moby-dick.txt from @stdlib npm dataset packages.
 - text-docs: text-docs/sotu.jsonl, the same speeches one per row ({"year", "president",
   "party", "text"}), so document boundaries survive (the training data of `lesa compare`).
@@ -57,9 +59,41 @@ TINY = {
         rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "short_factor": [1.0] * 8,
                          "long_factor": [1.0, 1.0, 2.0, 2.0, 3.0, 4.0, 4.0, 5.0], "original_max_position_embeddings": 1024})),
 }
+# Mixture-of-experts tinies (f32 only): 4 experts per layer, every layer sparse.
+TINY_MOE = {
+    "tiny-mixtral": ("MixtralConfig", "MixtralForCausalLM", dict(
+        num_hidden_layers=4, intermediate_size=32, num_local_experts=4, num_experts_per_tok=2)),
+    "tiny-qwen3moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", dict(
+        num_hidden_layers=4, head_dim=16, moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2,
+        norm_topk_prob=True, tie_word_embeddings=True)),
+    "tiny-qwen2moe": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM", dict(
+        num_hidden_layers=4, moe_intermediate_size=32, shared_expert_intermediate_size=48, num_experts=4,
+        num_experts_per_tok=2)),
+}
+# Image-text wrappers (f32 only): the text part as the tinies', a one-layer vision tower.
+TINY_VLM = {
+    "tiny-gemma3vlm": ("Gemma3Config", "Gemma3ForConditionalGeneration",
+                       dict(model_type="gemma3_text", num_hidden_layers=5, head_dim=16, query_pre_attn_scalar=16, sliding_window=32),
+                       dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                            image_size=28, patch_size=14),
+                       dict(mm_tokens_per_image=4, tie_word_embeddings=True), "image_token_index"),
+    "tiny-mistral3": ("Mistral3Config", "Mistral3ForConditionalGeneration",
+                      dict(model_type="mistral", num_hidden_layers=4, head_dim=16, tie_word_embeddings=False),
+                      dict(model_type="pixtral", hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2, head_dim=16, image_size=28, patch_size=14),
+                      dict(spatial_merge_size=2, tie_word_embeddings=False), "image_token_index"),
+    # Multimodal RoPE: mrope_section sums to head_dim / 2.
+    "tiny-qwen25vl": ("Qwen2_5_VLConfig", "Qwen2_5_VLForConditionalGeneration",
+                      dict(model_type="qwen2_5_vl_text", num_hidden_layers=4, max_window_layers=2,
+                           rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 2, 2]}),
+                      dict(depth=1, hidden_size=32, num_heads=2, intermediate_size=64, out_hidden_size=64,
+                           patch_size=14, spatial_merge_size=2),
+                      dict(tie_word_embeddings=False), "image_token_id"),
+}
 # Bump a fixture's version to force a rebuild.
 VERSIONS = {"smollm2-135m": 1, "gemma3-270m": 1, "text": 1, "text-docs": 1,
-            **{f"{t}-{d}": 1 for t in TINY for d in ("f32", "bf16")}}
+            **{f"{t}-{d}": 1 for t in TINY for d in ("f32", "bf16")},
+            **{f"{t}-f32": 1 for t in [*TINY_MOE, *TINY_VLM]}}
 NAMES = list(VERSIONS)
 
 
@@ -165,14 +199,28 @@ def _build_gemma3(out: Path, tmp: Path) -> dict:
             **_convert_gguf(gguf, out)}
 
 
+def _tiny_kwargs(extra: dict, tok) -> dict:
+    return dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=tok.bos_token_id,
+                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **extra)
+
+
 def _tiny_config(cls_name: str, extra: dict, tok):
     import transformers
 
-    kw = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_attention_heads=4,
-              num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=tok.bos_token_id,
-              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    kw.update(extra)
-    return getattr(transformers, cls_name)(**kw)
+    return getattr(transformers, cls_name)(**_tiny_kwargs(extra, tok))
+
+
+def _tiny_vlm_config(arch: str, tok):
+    import transformers
+
+    cfg_name, model_name, text, vision, top, image_token_key = TINY_VLM[arch]
+    t = _tiny_kwargs(text, tok)
+    image_token = len(tok) - 1  # any in-vocab id: the tests feed no images
+    config = getattr(transformers, cfg_name)(text_config=t, vision_config=vision, **{image_token_key: image_token}, **top)
+    for k in ("bos_token_id", "eos_token_id", "pad_token_id"):  # generation reads them at the top level
+        setattr(config, k, t[k])
+    return model_name, config
 
 
 def _build_tiny(name: str, out: Path, tmp: Path) -> dict:
@@ -181,10 +229,13 @@ def _build_tiny(name: str, out: Path, tmp: Path) -> dict:
     from transformers import AutoTokenizer, GenerationConfig
 
     arch, dtype = name.rsplit("-", 1)
-    cfg_name, model_name, extra = TINY[arch]
     smol = path("smollm2-135m")
     tok = AutoTokenizer.from_pretrained(smol)
-    config = _tiny_config(cfg_name, extra, tok)
+    if arch in TINY_VLM:
+        model_name, config = _tiny_vlm_config(arch, tok)
+    else:
+        cfg_name, model_name, extra = {**TINY, **TINY_MOE}[arch]
+        config = _tiny_config(cfg_name, extra, tok)
     torch.manual_seed(SEED)
     model = getattr(transformers, model_name)(config).eval()
     # Default init leaves norms at 1 (0 for Gemma) and biases at 0: perturb them so that a
