@@ -33,6 +33,8 @@ export interface ExpandRequest {
   maxShardBytes?: number;
   /** Also hash the input's full contents into the manifest (reads the input once more). */
   hashSource?: boolean;
+  /** Where `input` came from when it was a hub id (recorded in the manifest). */
+  sourceHub?: { repo: string; revision: string; commit: string };
   reporter?: Reporter;
 }
 
@@ -146,7 +148,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     await finished?.dispose();
     await writer.writeJson('config.json', plan.config, input.configFloats);
     for (const f of ckpt.auxFiles) await writer.copyFile(join(ckpt.dir, f), f);
-    const source: ManifestInput['source'] = { dir: ckpt.dir, fingerprint: await fingerprintCheckpoint(ckpt) };
+    const source: ManifestInput['source'] = { dir: ckpt.dir, fingerprint: await fingerprintCheckpoint(ckpt), ...(req.sourceHub ? { hub: req.sourceHub } : {}) };
     if (req.hashSource) {
       reporter.phase('hash source');
       source.sha256 = await hashCheckpoint(ckpt);

@@ -52,6 +52,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from . import hub
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = ROOT / "dist" / "src" / "cli" / "bin.js"
 ALL_METHODS = ("lesa", "copy", "llama-pro", "average", "random", "solar", "stack", "ot-fuse")
@@ -109,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args) -> list[str]:
+    try:
+        args.dir = str(hub.local_dir(args.dir))  # a hub id: every method expands the same snapshot
+    except hub.UserError as e:
+        raise UserError(str(e)) from None
     d = Path(args.dir)
     if not (d / "config.json").is_file():
         raise UserError(f"{d}: not a checkpoint directory (no config.json)")

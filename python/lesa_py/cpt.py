@@ -39,6 +39,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from . import hub
 from .data import DataError, WindowSampler, eval_windows, sha256_file, tokenize_file
 
 CKPT_FORMAT = "lesa-cpt-ckpt/1"
@@ -618,7 +619,10 @@ def _train_loop(cfg, env: Dist) -> tuple[dict, Any]:
             print(msg, file=sys.stderr, flush=True)
 
     # -- inputs --------------------------------------------------------------
-    model_dir = Path(cfg.model).resolve()
+    try:
+        model_dir = hub.local_dir(cfg.model).resolve()
+    except hub.UserError as e:
+        raise CPTError(f"--model: {e}") from None
     out = Path(cfg.out).resolve()
     weight_files = check_model_dir(model_dir)
     manifest = load_manifest(model_dir)

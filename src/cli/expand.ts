@@ -3,6 +3,7 @@ import { UserError } from '../errors.js';
 import { expand } from '../expand.js';
 import type { Resources } from '../plan/resources.js';
 import type { Plan } from '../plan/recipe.js';
+import { resolveModel } from './hub.js';
 import { bytesArg, choiceArg, intArg, listArg, numArg } from './args.js';
 import type { Command, CommandIO } from './main.js';
 
@@ -55,8 +56,10 @@ export const expandCommand: Command = {
       zeroOut: v['zero-out'] ? true : undefined,
       maxMemory: bytesArg('max-memory', s('max-memory')),
     };
+    const source = await resolveModel(pos[0]);
     const result = await expand({
-      input: pos[0],
+      input: source.dir,
+      sourceHub: source.hub,
       output: s('output') ?? '',
       method: s('method') ?? DEFAULT_METHOD,
       options: {
