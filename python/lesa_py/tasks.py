@@ -59,7 +59,10 @@ def run_tasks(model, tokenizer, tasks: list[str], *, limit: int | None = None, n
               batch: int = 1, seed: int = 1234, quiet: bool = True) -> dict:
     """{task: {metric: value, ..., "n": examples scored}} for each task (groups: their members too)."""
     import logging
+    import os
 
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"  # lm-eval's and datasets' bars (tqdm reads it per bar)
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
@@ -67,7 +70,8 @@ def run_tasks(model, tokenizer, tasks: list[str], *, limit: int | None = None, n
     verbosity = "ERROR" if quiet else "WARNING"
     logging.getLogger("lm_eval").setLevel(verbosity)
     specs = task_specs(tasks)
-    manager = TaskManager(verbosity=verbosity)
+    # indexing lm-eval's thousands of bundled task files takes a while: only when a name needs it
+    manager = TaskManager(verbosity=verbosity, include_defaults=any(isinstance(t, str) for t in specs))
     unknown = [t for t in specs if isinstance(t, str) and t not in manager.all_tasks]
     if unknown:
         raise TaskError(f"--tasks: unknown lm-eval task {', '.join(unknown)} (a name lm-eval lists, or a task .yaml path)")
