@@ -16,6 +16,7 @@ import { alignable, methodByName } from './methods/registry.js';
 import { alignForReading } from './align/index.js';
 import { unitGeometry } from './align/units.js';
 import type { Plan } from './plan/recipe.js';
+import { applyScales } from './plan/scale.js';
 import { estimateResources, type Resources } from './plan/resources.js';
 import type { Reporter } from './report/reporter.js';
 import { silentReporter } from './report/reporter.js';
@@ -58,6 +59,7 @@ export function resolveOptions(o: ExpandRequest['options']): ExpandOptions {
     seed: o.seed ?? 0,
     matchNorm: o.matchNorm ?? false,
     align: o.align ?? false,
+    scale: o.scale,
     lesa: { ...defaultLesaOptions, ...(o.lesa ?? {}) },
   };
 }
@@ -81,7 +83,7 @@ export async function planExpansion(input: string, method: string, options: Expa
     if (options.align && !m.alignment) {
       throw new UserError(`--align changes only methods that combine layers (${alignable()}); ${method} would write the same model with permuted units`);
     }
-    const plan = m.plan(ctx);
+    const plan = applyScales(m.plan(ctx), layout, options.scale ?? {});
     if (options.align || m.alignment === 'required') {
       unitGeometry(layout, ckpt.config); // fails now, at plan time, if heads/units do not fit the config
       plan.options = { ...plan.options, align: true };

@@ -51,7 +51,9 @@ def run_eval(model: str) -> dict:
 @pytest.fixture
 def offline(tmp_path, monkeypatch):
     """An empty hub cache, no network: the shipped task must not need either."""
-    for k, v in {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}.items():
+    # one torch thread in the CLI's process: tiny forwards, and a busy 2-core machine
+    for k, v in {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                 "OMP_NUM_THREADS": "1"}.items():
         monkeypatch.setenv(k, v)
     return tmp_path / "hf"
 

@@ -4,7 +4,7 @@ import { expand } from '../expand.js';
 import type { Resources } from '../plan/resources.js';
 import type { Plan } from '../plan/recipe.js';
 import { resolveModel } from './hub.js';
-import { bytesArg, choiceArg, intArg, listArg, numArg } from './args.js';
+import { bytesArg, choiceArg, intArg, listArg, numArg, scaleArg } from './args.js';
 import type { Command, CommandIO } from './main.js';
 
 /** Chosen by issue 7's study (docs/study.md): best mean regret over SmolLM2 and Gemma 3, with bottom placement. */
@@ -36,6 +36,7 @@ export const expandCommand: Command = {
     'hash-source': { type: 'boolean' },
     force: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
+    scale: { type: 'string', multiple: true },
   },
   async run(v: Record<string, string | boolean | undefined>, pos: string[], io: CommandIO) {
     if (pos.length !== 1) throw new UserError('usage: lesa expand DIR -o OUT --target-layers N [--method M]');
@@ -69,6 +70,7 @@ export const expandCommand: Command = {
         seed: intArg('seed', s('seed'), 0, 2 ** 32 - 1),
         matchNorm: Boolean(v['match-norm']),
         align: Boolean(v.align),
+        scale: scaleArg(v.scale as unknown as string[] | undefined),
         lesa: Object.fromEntries(Object.entries(lesa).filter(([, x]) => x !== undefined)),
       },
       force: Boolean(v.force),

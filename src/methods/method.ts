@@ -29,6 +29,8 @@ export interface ExpandOptions {
   /** Permute every layer's MLP units and attention heads to match the layer before (src/align). */
   align: boolean;
   lesa: LesaOptions;
+  /** --scale: new layers' tensors of a type times a factor (src/plan/scale.ts). */
+  scale?: Record<string, number>;
 }
 
 export const defaultLesaOptions: LesaOptions = {
