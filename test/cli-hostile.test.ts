@@ -413,6 +413,11 @@ function generateCases(): Case[] {
   opt(['--method', 'average', '--threads', '0', '--target-layers', '6'], /--threads/);
   opt(['--method', 'average', '--frobnicate', '--target-layers', '6'], /frobnicate/);
   opt(['--method', 'solar', '--target-layers', '7'], /solar|target/);
+  opt(['--method', 'copy', '--scale', 'q_proj', '--target-layers', '6'], /--scale/);
+  opt(['--method', 'copy', '--scale', 'q_proj=half', '--target-layers', '6'], /--scale/);
+  opt(['--method', 'copy', '--scale', 'q_proj=1e999', '--target-layers', '6'], /--scale/);
+  opt(['--method', 'copy', '--scale', 'q_proj=1,q_proj=2', '--target-layers', '6'], /--scale.*twice/);
+  opt(['--method', 'copy', '--scale', 'embed_tokens=2', '--target-layers', '6'], /--scale.*no embed_tokens/);
   add({ group: 'options', label: 'option: no -o', build: valid(), expect: /--output/, args: (i) => ['expand', i, '--method', 'average', '--target-layers', '6'] });
   add({ group: 'options', label: 'option: no --target-layers', build: valid(), expect: /--target-layers/, args: (i, o) => ['expand', i, '-o', o, '--method', 'average'] });
   add({ group: 'options', label: 'option: two positionals', build: valid(), expect: /usage/, args: (i, o) => ['expand', i, i, '-o', o, '--target-layers', '6'] });
