@@ -770,6 +770,8 @@ def task_table(res: dict) -> list[str]:
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.quiet:  # lm-eval's and datasets' bars (--tasks): tqdm reads this when it is first imported
+        os.environ["TQDM_DISABLE"] = "1"
     try:
         res = run(args, argv)
     except UserError as e:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -151,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object to stdout")
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = ap.parse_args(argv)
+    if args.quiet:  # lm-eval's and datasets' bars: tqdm reads this when it is first imported
+        os.environ["TQDM_DISABLE"] = "1"
     from . import hub, tasks
 
     try:

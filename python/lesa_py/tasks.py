@@ -59,10 +59,7 @@ def run_tasks(model, tokenizer, tasks: list[str], *, limit: int | None = None, n
               batch: int = 1, seed: int = 1234, quiet: bool = True) -> dict:
     """{task: {metric: value, ..., "n": examples scored}} for each task (groups: their members too)."""
     import logging
-    import os
 
-    if quiet:
-        os.environ["TQDM_DISABLE"] = "1"  # lm-eval's and datasets' bars (tqdm reads it per bar)
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
@@ -71,11 +68,11 @@ def run_tasks(model, tokenizer, tasks: list[str], *, limit: int | None = None, n
     logging.getLogger("lm_eval").setLevel(verbosity)
     specs = task_specs(tasks)
     # indexing lm-eval's thousands of bundled task files takes a while: only when a name needs it
-    manager = TaskManager(verbosity=verbosity, include_defaults=any(isinstance(t, str) for t in specs))
+    manager = TaskManager(include_defaults=any(isinstance(t, str) for t in specs))
     unknown = [t for t in specs if isinstance(t, str) and t not in manager.all_tasks]
     if unknown:
         raise TaskError(f"--tasks: unknown lm-eval task {', '.join(unknown)} (a name lm-eval lists, or a task .yaml path)")
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch)
+    lm = (quiet_lm(HFLM) if quiet else HFLM)(pretrained=model, tokenizer=tokenizer, batch_size=batch)
     try:
         res = simple_evaluate(model=lm, tasks=specs, task_manager=manager, limit=limit, num_fewshot=num_fewshot,
                               log_samples=False, verbosity=verbosity, random_seed=seed, numpy_random_seed=seed,
@@ -86,6 +83,20 @@ def run_tasks(model, tokenizer, tasks: list[str], *, limit: int | None = None, n
     counts = res.get("n-samples", {})
     return {name: {**metrics_of(r), **({"n": counts[name]["effective"]} if name in counts else {})}
             for name, r in res["results"].items()}
+
+
+def quiet_lm(base):
+    """HFLM whose request loops draw no progress bar (lm-eval passes disable=False explicitly)."""
+    class Quiet(base):
+        def loglikelihood(self, requests, disable_tqdm=False):
+            return super().loglikelihood(requests, disable_tqdm=True)
+
+        def loglikelihood_rolling(self, requests, disable_tqdm=False):
+            return super().loglikelihood_rolling(requests, disable_tqdm=True)
+
+        def generate_until(self, requests, disable_tqdm=False):
+            return super().generate_until(requests, disable_tqdm=True)
+    return Quiet
 
 
 def first_line(e: Exception) -> str:
