@@ -18,6 +18,7 @@ import { alignable, methodByName } from './methods/registry.js';
 import { alignForReading } from './align/index.js';
 import { permutedTensors, unitGeometry } from './align/units.js';
 import type { Plan } from './plan/recipe.js';
+import { applyScales } from './plan/scale.js';
 import { estimateResources, tensorByteSize, type Resources } from './plan/resources.js';
 import { refuseWholeTensorsOverCap } from './plan/whole-tensors.js';
 import type { Reporter } from './progress/reporter.js';
@@ -36,6 +37,8 @@ export interface ExpandRequest {
   maxShardBytes?: number;
   /** Also hash the input's full contents into the manifest (reads the input once more). */
   hashSource?: boolean;
+  /** Where `input` came from when it was a hub id (recorded in the manifest). */
+  sourceHub?: { repo: string; revision: string; commit: string };
   reporter?: Reporter;
 }
 
@@ -60,6 +63,7 @@ export function resolveOptions(o: ExpandRequest['options']): ExpandOptions {
     align: o.align ?? false,
     threads: o.threads,
     methodOptions: o.methodOptions ?? {},
+    scale: o.scale,
   };
 }
 
@@ -81,7 +85,7 @@ export async function planExpansion(input: string, method: string, options: Expa
     if (options.align && !m.alignment) {
       throw new UserError(`--align changes only methods that combine layers (${alignable()}); ${method} would write the same model with permuted units`);
     }
-    const plan = m.plan(ctx);
+    const plan = applyScales(m.plan(ctx), layout, options.scale ?? {});
     let permuted: Iterable<string> = [];
     if (options.align || m.alignment === 'required') {
       // unitGeometry fails now, at plan time, if heads/units do not fit the config.
@@ -152,7 +156,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     await finished?.dispose();
     await writer.writeJson('config.json', plan.config, input.configFloats);
     for (const f of ckpt.auxFiles) await writer.copyFile(join(ckpt.dir, f), f);
-    const source: ManifestInput['source'] = { dir: ckpt.dir, fingerprint: await fingerprintCheckpoint(ckpt) };
+    const source: ManifestInput['source'] = { dir: ckpt.dir, fingerprint: await fingerprintCheckpoint(ckpt), ...(req.sourceHub ? { hub: req.sourceHub } : {}) };
     if (req.hashSource) {
       reporter.phase('hash source');
       source.sha256 = await hashCheckpoint(ckpt);

@@ -55,6 +55,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from . import hub
 from .checkpoint import read_manifest, weight_files
 from .errors import UserError
 from .methods import DEFAULT_BIN, ROOT, catalogue, target_problem, use_bin
@@ -95,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--eval-every", type=int, default=10)
     a("--eval-tokens", type=int, default=8192, help="held-out tokens for the CPT eval")
     a("--eval-max-tokens", type=int, default=4096, help="held-out tokens for the initial perplexity")
+    a("--tasks", default=None, help="lm-eval tasks (names or task .yaml files, comma list): accuracy of the "
+      "original and of each expanded model before CPT, in the report")
     a("--freeze", choices=["original", "none"], default="original")
     a("--seed", type=int, default=0)
     a("--lesa-epochs", type=int, default=None, help="--epochs for the lesa method (default: the CLI's)")
@@ -114,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args) -> list[str]:
+    try:
+        args.dir = str(hub.local_dir(args.dir))  # a hub id: every method expands the same snapshot
+    except hub.UserError as e:
+        raise UserError(str(e)) from None
     d = Path(args.dir)
     weight_files(d)
     if not Path(args.lesa_bin).is_file():
@@ -311,6 +318,18 @@ def initial_ppl(model_dir: Path, held: tuple, max_tokens: int) -> dict:
         del model
 
 
+def task_accuracy(model_dir: Path, tasks: str) -> dict:
+    """lm-eval accuracy per task (lesa_py.tasks) of the model as expanded (no CPT)."""
+    from .eval import load
+    from .tasks import run_tasks
+
+    model, tok = load(model_dir, device="cpu", dtype="f32")
+    try:
+        return run_tasks(model, tok, [t.strip() for t in tasks.split(",") if t.strip()])
+    finally:
+        del model
+
+
 def original_heldout_loss(model_dir: Path, held: tuple, seq_len: int, eval_tokens: int, batch: int) -> float:
     """The original model's loss on exactly the CPT eval windows (the reference line)."""
     import torch
@@ -411,7 +430,7 @@ def run(args, argv: list[str]) -> dict:
             "initial_ppl_window": EVAL_WINDOW, "initial_ppl_stride": EVAL_STRIDE,
             "freeze": args.freeze, "seed": args.seed, "lesa_epochs": args.lesa_epochs,
             "solar_target": args.solar_target, "loss_window": args.loss_window, "threads": args.threads,
-            "tokens_per_step": args.batch * args.seq_len, "random_flags": "--match-norm",
+            "tokens_per_step": args.batch * args.seq_len, "random_flags": "--match-norm", "tasks": args.tasks,
         },
         "machine": machine(),
         "versions": versions(args.lesa_bin),
@@ -515,6 +534,8 @@ def original_model(src: Path, L: int, held: tuple, args, log) -> dict:
                     eval_seconds=round(r["seconds"], 3))
         orig["heldout_loss"] = original_heldout_loss(src, held, args.seq_len, args.eval_tokens, args.batch)
         orig["heldout_ppl"] = _ppl(orig["heldout_loss"])
+        if args.tasks:
+            orig["tasks"] = task_accuracy(src, args.tasks)
         log(f"original: ppl {r['ppl']:.3f}, CPT-window held-out loss {orig['heldout_loss']:.4f}")
     except Exception as e:  # the comparison still stands without the reference
         orig["error"] = f"{type(e).__name__}: {e}"
@@ -560,6 +581,9 @@ def run_method(m: str, src: Path, out: Path, L: int, held: tuple, warmup: int, a
         r = initial_ppl(model_dir, held, args.eval_max_tokens)
         rec.update(initial_nll=r["nll"], initial_ppl=r["ppl"], initial_eval_seconds=round(r["seconds"], 3))
         log(f"  {m}: initial ppl {r['ppl']:.3f} ({r['seconds']:.1f}s)")
+        if args.tasks:
+            rec["stage"] = "tasks"
+            rec["tasks"] = task_accuracy(model_dir, args.tasks)
 
         rec["stage"] = "cpt"
         from .cpt import train
@@ -761,6 +785,7 @@ def report_md(res: dict) -> str:
     notes = [f"- `{n}`: {r['note']}" for n, r in res["runs"].items() if r.get("note")]
     if notes:
         lines += ["", "Notes:", *notes]
+    lines += task_table(res)
     lines += ["", "## Plots", ""]
     for title, key in (("Held-out loss vs step", "heldout"), ("Training loss (smoothed) vs step", "train"),
                        ("Initial perplexity", "initial")):
@@ -778,9 +803,29 @@ def report_md(res: dict) -> str:
     return "\n".join(lines)
 
 
+def task_table(res: dict) -> list[str]:
+    """The "Downstream accuracy" section: acc (acc_norm) per task, original then each method."""
+    rows = [("original", res.get("original", {}))] + list(res["runs"].items())
+    tasks = list(dict.fromkeys(t for _, r in rows for t in (r.get("tasks") or {})))
+    if not tasks:
+        return []
+    n = {t: next(r["tasks"][t].get("n") for _, r in rows if t in (r.get("tasks") or {})) for t in tasks}
+    lines = ["", "## Downstream accuracy (lm-evaluation-harness, before CPT)", "",
+             "| model | " + " | ".join(f"{t} acc (acc_norm), n={n[t]}" for t in tasks) + " |",
+             "| --- |" + " ---: |" * len(tasks)]
+    for name, r in rows:
+        got = r.get("tasks") or {}
+        cells = [f"{got[t]['acc']:.3f} ({got[t].get('acc_norm', float('nan')):.3f})" if "acc" in got.get(t, {}) else "-"
+                 for t in tasks]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.quiet:  # lm-eval's and datasets' bars (--tasks): tqdm reads this when it is first imported
+        os.environ["TQDM_DISABLE"] = "1"
     try:
         res = run(args, argv)
     except UserError as e:

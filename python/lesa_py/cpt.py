@@ -38,7 +38,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from . import __version__
+from . import __version__, hub
 from .checkpoint import MANIFEST_FORMAT, read_manifest, weight_files
 from .checkpoints import (CheckpointError, everyone_or_nobody, failpoint, find_checkpoint, load_checkpoint,
                           newest_checkpoint, remove_partial, save_checkpoint, set_rng_state, staged_dir)
@@ -719,7 +719,10 @@ def setup(cfg, env: Dist) -> tuple[Run, Optional[Path]]:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # HF's load/save bars
-    model_dir = Path(cfg.model).resolve()
+    try:
+        model_dir = hub.local_dir(cfg.model).resolve()  # a directory, or a hub id resolved to its snapshot
+    except hub.UserError as e:
+        raise CPTError(f"--model: {e}") from None
     weight_files = check_model_dir(model_dir)
     manifest = load_manifest(model_dir)
     out, ckpt_path = check_run_dir(cfg, env, model_dir, manifest)

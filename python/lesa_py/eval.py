@@ -1,7 +1,12 @@
-"""Perplexity of a causal LM on a text file (strided sliding windows).
+"""Perplexity of a causal LM on a text file (strided sliding windows), and/or downstream
+accuracy on lm-evaluation-harness tasks.
 
-    python -m lesa_py.eval DIR --text FILE [--max-tokens N] [--window 1024] [--stride 512]
+    python -m lesa_py.eval DIR|ORG/NAME[@REV] [--text FILE] [--tasks T1,T2,...] [--limit N]
+        [--num-fewshot K] [--max-tokens N] [--window 1024] [--stride 512]
         [--batch B] [--device cpu|cuda|auto] [--dtype f32|bf16] [--json] [--quiet]
+
+--tasks takes lm-eval task names or task YAML paths (see lesa_py.tasks); the result gains
+"tasks": {name: {"acc": ..., "acc_norm": ..., "n": ...}}.
 
 The text is tokenized with the model's own tokenizer (default special tokens, e.g. BOS).
 Windows follow the standard HF recipe: window k covers [k*stride, k*stride+window) and
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -181,8 +187,11 @@ def load(model_dir: str | Path, device: str = "cpu", dtype: str = "f32"):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lesa_py.eval", description=__doc__.split("\n\n")[0])
-    ap.add_argument("dir")
-    ap.add_argument("--text", required=True, help="UTF-8 text file")
+    ap.add_argument("dir", help="checkpoint directory or Hugging Face hub id ORG/NAME[@REVISION]")
+    ap.add_argument("--text", help="UTF-8 text file: held-out perplexity")
+    ap.add_argument("--tasks", help="comma list of lm-eval task names or task .yaml files: accuracy")
+    ap.add_argument("--limit", type=int, default=None, help="score only the first N examples of each task")
+    ap.add_argument("--num-fewshot", type=int, default=None, help="few-shot examples (default: the task's own)")
     ap.add_argument("--max-tokens", type=int, default=None, help="use only the first N tokens")
     ap.add_argument("--window", type=int, default=1024)
     ap.add_argument("--stride", type=int, default=512)
@@ -192,29 +201,52 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object to stdout")
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = ap.parse_args(argv)
+    if args.quiet:  # lm-eval's and datasets' bars: tqdm reads this when it is first imported
+        os.environ["TQDM_DISABLE"] = "1"
+    from . import hub, tasks
+
     try:
+        if args.text is None and args.tasks is None:
+            raise UserError("give --text FILE (perplexity) and/or --tasks T1,T2 (lm-eval accuracy)")
         if args.batch < 1 or (args.max_tokens is not None and args.max_tokens < 2):
             raise UserError("--batch must be >= 1 and --max-tokens >= 2")
-        try:
-            text = Path(args.text).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"cannot read --text {args.text}: {e}") from None
-        windows(2, args.window, args.stride)  # validate before the (slow) imports and load
-        check_dir(Path(args.dir))
+        if (args.limit is not None and args.limit < 1) or (args.num_fewshot is not None and args.num_fewshot < 0):
+            raise UserError("--limit must be >= 1 and --num-fewshot >= 0")
+        task_list = [t.strip() for t in (args.tasks or "").split(",") if t.strip()]
+        if args.tasks is not None and not task_list:
+            raise UserError("--tasks: no task given")
+        text = None
+        if args.text is not None:
+            try:
+                text = Path(args.text).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise UserError(f"cannot read --text {args.text}: {e}") from None
+            windows(2, args.window, args.stride)  # validate before the (slow) imports and load
+        model_dir = hub.local_dir(args.dir)
+        check_dir(model_dir)
         from transformers.utils import logging
 
         logging.set_verbosity_error()
         logging.disable_progress_bar()  # ours (below) honours --quiet
-        model, tok = load(args.dir, args.device, args.dtype)
-        res = evaluate(model, tok, text, max_tokens=args.max_tokens, window=args.window,
-                       stride=args.stride, batch=args.batch, quiet=args.quiet)
-    except UserError as e:
+        model, tok = load(model_dir, args.device, args.dtype)
+        res = {}
+        if text is not None:
+            res = evaluate(model, tok, text, max_tokens=args.max_tokens, window=args.window,
+                           stride=args.stride, batch=args.batch, quiet=args.quiet)
+        if task_list:
+            res["tasks"] = tasks.run_tasks(model, tok, task_list, limit=args.limit, num_fewshot=args.num_fewshot,
+                                           batch=args.batch, quiet=args.quiet)
+    except (UserError, hub.UserError, tasks.TaskError) as e:
         print(f"lesa_py.eval: error: {e}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(res))
-    else:
+        return 0
+    if text is not None:
         print(f"ppl {res['ppl']:.4f}  nll {res['nll']:.5f}  tokens {res['tokens']}  ({res['seconds']:.1f} s)")
+    for name, m in res.get("tasks", {}).items():
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if k != "n" and "stderr" not in k)
+        print(f"{name}: {shown}  n {m.get('n', '?')}")
     return 0
 
 

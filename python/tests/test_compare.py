@@ -14,6 +14,7 @@ from lesa_py import compare
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 METHODS = ["lesa", "copy", "llama-pro"]
+TASK = Path(__file__).resolve().parent / "tasks" / "moby_next.yaml"
 ARGV: list[str] = []  # the module run's command line, for --resume
 
 
@@ -27,7 +28,8 @@ def run(fx, tmp_path_factory):
     argv = [str(fx("tiny-llama-f32")), "--target-layers", "12", "--out", str(out), "--methods", ",".join(METHODS),
             "--train", str(train), "--eval", str(fx("text") / "moby-dick.txt"), "--steps", "3", "--eval-every", "1",
             "--seq-len", "16", "--batch", "2", "--eval-tokens", "64", "--eval-max-tokens", "128",
-            "--lesa-epochs", "1", "--threads", "1", "--keep-models", "--quiet", "--loss-window", "2"]
+            "--lesa-epochs", "1", "--threads", "1", "--keep-models", "--quiet", "--loss-window", "2",
+            "--tasks", str(TASK)]
     import os
 
     ARGV[:] = argv
@@ -106,6 +108,19 @@ def test_llama_pro_is_function_preserving(run):
     orig, lp = res["original"], res["runs"]["llama-pro"]
     assert lp["initial_ppl"] == pytest.approx(orig["initial_ppl"], rel=1e-4)
     assert lp["cpt_initial_eval_loss"] == pytest.approx(orig["heldout_loss"], rel=1e-4)
+
+
+def test_task_accuracy_in_results_and_report(run):
+    from test_tasks import direct_accuracy
+
+    _, out, res, _ = run
+    for m in ("copy", "lesa"):
+        acc, acc_norm, _ = direct_accuracy(out / "models" / m)
+        assert (res["runs"][m]["tasks"]["moby_next"]["acc"], res["runs"][m]["tasks"]["moby_next"]["acc_norm"]) == (acc, acc_norm)
+    # llama-pro preserves the function, so every choice's log-likelihood and hence the accuracy
+    assert res["runs"]["llama-pro"]["tasks"] == res["original"]["tasks"]
+    report = (out / "report.md").read_text()
+    assert "## Downstream accuracy" in report and "moby_next acc (acc_norm), n=40" in report
 
 
 def test_steps_to_best_baseline(run):

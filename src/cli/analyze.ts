@@ -5,6 +5,7 @@ import { linearTypes, resolveLayout } from '../arch/index.js';
 import { openCheckpoint } from '../checkpoint/checkpoint.js';
 import type { Checkpoint } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
+import { resolveModel } from './hub.js';
 import { leaveOneOut, summarize, type LooRow } from '../analyze/loo.js';
 import { bestGaps, neighbourPredictability, scoreGaps } from '../analyze/gaps.js';
 import { alignForReading, type AlignStats } from '../align/index.js';
@@ -52,7 +53,7 @@ export const analyzeCommand: Command = {
     if (v['no-loo'] && (v.layers !== undefined || v['loo-epochs'] !== undefined || v.epochs !== undefined)) {
       throw new UserError('--no-loo skips leave-one-out; drop --layers/--epochs/--loo-epochs or drop --no-loo');
     }
-    const input = await openCheckpoint(pos[0]);
+    const input = await openCheckpoint((await resolveModel(pos[0])).dir);
     let ckpt: Checkpoint = input;
     let alignment: { summary: Record<string, number>; layers: AlignStats[] } | undefined;
     const scratch = await mkdtemp(join(tmpdir(), 'lesa-analyze-'));

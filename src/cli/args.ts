@@ -33,6 +33,20 @@ export function listArg(name: string, v: string | undefined): number[] | undefin
   return parts.map((p) => intArg(name, p, 0)!);
 }
 
+/** --scale TYPE=FACTOR, repeatable and/or comma-separated: {type: factor}. */
+export function scaleArg(v: string[] | undefined): Record<string, number> | undefined {
+  if (v === undefined) return undefined;
+  const out: Record<string, number> = {};
+  for (const item of v.flatMap((s) => s.split(','))) {
+    const m = /^\s*([A-Za-z0-9_.]+)\s*=\s*(\S+)\s*$/.exec(item);
+    const factor = m ? Number(m[2]) : NaN;
+    if (!m || !Number.isFinite(factor)) throw new UserError(`Expected TYPE=FACTOR (e.g. down_proj=0.5) for --scale but received ${JSON.stringify(item)}`);
+    if (m[1] in out) throw new UserError(`--scale: ${m[1]} is given twice`);
+    out[m[1]] = factor;
+  }
+  return out;
+}
+
 const UNITS: Record<string, number> = { '': 1, B: 1, K: 1e3, KB: 1e3, M: 1e6, MB: 1e6, G: 1e9, GB: 1e9, T: 1e12, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40 };
 
 /** "5GB", "512MiB", "1e9" → bytes. */

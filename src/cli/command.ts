@@ -12,6 +12,8 @@ export interface CommandIO {
 export interface Flag {
   type: 'string' | 'boolean';
   short?: string;
+  /** May be given more than once (parsed to a list). */
+  multiple?: boolean;
   /** One line for --help. */
   help?: string;
   /** The default, as --help shows it. */

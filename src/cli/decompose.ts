@@ -6,6 +6,7 @@ import { openCheckpoint } from '../checkpoint/checkpoint.js';
 import type { TensorSpec } from '../checkpoint/types.js';
 import { planShards } from '../checkpoint/writer.js';
 import { UserError } from '../errors.js';
+import { resolveModel } from './hub.js';
 import { block, decompose, type Decomposition } from '../methods/lesa/decompose.js';
 import type { Command, CommandIO } from './command.js';
 
@@ -24,7 +25,7 @@ export const decomposeCommand: Command = {
   async run(v, pos, io: CommandIO) {
     const out = v.output as string | undefined;
     if (pos.length !== 1 || !out) throw new UserError('usage: lesa decompose DIR -o FILE.safetensors [--types q_proj,...]');
-    const ckpt = await openCheckpoint(pos[0]);
+    const ckpt = await openCheckpoint((await resolveModel(pos[0])).dir);
     const scratch = await mkdtemp(join(tmpdir(), 'lesa-decompose-'));
     const target = resolve(out);
     const tmp = `${target}.lesa-tmp-${process.pid}`;

@@ -5,8 +5,9 @@ import type { Resources } from '../plan/resources.js';
 import type { Plan } from '../plan/recipe.js';
 import { alignable, methodFlags, methods } from '../methods/registry.js';
 import { flagOf, type OptionValue } from '../methods/options.js';
-import { bytesArg, choiceArg, intArg, listArg, optionArg, optionFlag } from './args.js';
+import { bytesArg, choiceArg, intArg, listArg, optionArg, optionFlag, scaleArg } from './args.js';
 import type { Command, CommandIO } from './command.js';
+import { resolveModel } from './hub.js';
 
 /** Chosen by issue 7's study (docs/study.md): best mean regret over SmolLM2 and Gemma 3, with bottom placement. */
 export const DEFAULT_METHOD = 'llama-pro';
@@ -28,6 +29,7 @@ export const expandCommand: Command = {
     'hash-source': { type: 'boolean', help: 'also record the input\'s sha256 in lesa.json (reads the input once more)' },
     force: { type: 'boolean', help: 'replace OUT if it exists' },
     'dry-run': { type: 'boolean', help: 'print the plan and the estimated output size, memory and scratch disk; write nothing' },
+    scale: { type: 'string', multiple: true, help: 'TYPE=FACTOR[,TYPE=FACTOR]: multiply the new layers\' tensors of a type (e.g. o_proj=0.5,down_proj=0.5); repeatable' },
   },
   // Every method's own options (lesa's --epochs, random's --match-norm, ...), from their declarations.
   groups: methods.filter((m) => m.options).map((m) => ({
@@ -47,8 +49,10 @@ export const expandCommand: Command = {
       const value = optionArg(o.flag, o.spec, v[o.flag]);
       if (value !== undefined && o.method.name === method) methodOptions[o.key] = value;
     }
+    const source = await resolveModel(pos[0]);
     const result = await expand({
-      input: pos[0],
+      input: source.dir,
+      sourceHub: source.hub,
       output: s('output') ?? '',
       method,
       options: {
@@ -59,6 +63,7 @@ export const expandCommand: Command = {
         align: Boolean(v.align),
         threads,
         methodOptions,
+        scale: scaleArg(v.scale as unknown as string[] | undefined),
       },
       force: Boolean(v.force),
       hashSource: Boolean(v['hash-source']),

@@ -1,6 +1,7 @@
 import { linearTypes, resolveLayout, textConfig } from '../arch/index.js';
 import { openCheckpoint } from '../checkpoint/checkpoint.js';
 import { UserError } from '../errors.js';
+import { resolveModel } from './hub.js';
 import type { Command, CommandIO } from './command.js';
 
 export const inspectCommand: Command = {
@@ -9,7 +10,7 @@ export const inspectCommand: Command = {
   options: {},
   async run(_v: Record<string, unknown>, pos: string[], io: CommandIO) {
     if (pos.length !== 1) throw new UserError('usage: lesa inspect DIR');
-    const ckpt = await openCheckpoint(pos[0]);
+    const ckpt = await openCheckpoint((await resolveModel(pos[0])).dir);
     try {
       const layout = resolveLayout(ckpt.config, ckpt.tensors);
       let params = 0;

@@ -36,9 +36,12 @@ commands:
   analyze DIR              leave-one-layer-out predictability per weight type (LESA vs copy vs average)
   verify OUT               check an output directory against its lesa.json manifest
   decompose DIR -o FILE    write LESA's stacked SVD factors (U, S, V per weight type) to safetensors
-  eval DIR --text FILE     held-out perplexity (PyTorch)
+  eval DIR --text FILE     held-out perplexity; --tasks T1,T2: lm-evaluation-harness accuracy (PyTorch)
   train DIR --train DATA   continued pre-training (PyTorch)
   compare DIR              expand with every method, evaluate and train each, write a report
+
+DIR may also be a Hugging Face hub id ORG/NAME[@REVISION] (safetensors only; honours HF_HOME,
+HF_HUB_OFFLINE and HF_TOKEN).
 
 common options: --json (machine-readable result on stdout), --quiet, --help`;
 }
@@ -51,7 +54,7 @@ function helpFor(name: string, c: Command): string {
 /** node's parseArgs sees only how each flag is read. */
 function parseConfig(c: Command) {
   const all = { ...COMMON, ...c.options, ...Object.assign({}, ...(c.groups ?? []).map((g) => g.flags)) as Record<string, Flag> };
-  return Object.fromEntries(Object.entries(all).map(([k, f]) => [k, f.short ? { type: f.type, short: f.short } : { type: f.type }]));
+  return Object.fromEntries(Object.entries(all).map(([k, f]) => [k, { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) }]));
 }
 
 export async function main(argv: string[]): Promise<number> {

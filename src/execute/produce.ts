@@ -1,7 +1,7 @@
 import { readFinite as readChecked } from '../checkpoint/finite.js';
 import { DTYPE_SIZES, isFloatDType, numel, type Checkpoint, type FloatDType } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
-import { countNonFinite, countNonFiniteRaw, fromF32, isCheckedDtype } from '../native/index.js';
+import { countNonFinite, countNonFiniteRaw, fromF32, isCheckedDtype, toF32 } from '../native/index.js';
 import type { Prepared } from '../methods/method.js';
 import type { OutputTensor } from '../plan/recipe.js';
 import { frobenius } from './f32.js';
@@ -14,8 +14,19 @@ export function nonFiniteInput(name: string, bad: number): UserError {
   return new UserError(`input tensor ${name} holds ${bad} NaN/Inf values; the checkpoint is damaged`);
 }
 
-/** The bytes of one output tensor, made by its recipe. Memory: this tensor (and its f32 sources). */
+/** The bytes of one output tensor: its recipe's, times its --scale factor if it has one (in f32). */
 export async function produce(ckpt: Checkpoint, t: OutputTensor, prepared?: Prepared): Promise<Uint8Array> {
+  const bytes = await produceRecipe(ckpt, t, prepared);
+  if (t.scale === undefined) return bytes;
+  const x = toF32(bytes, t.dtype as FloatDType);
+  // f32 × f32 is exact in f64, so rounding it once gives f32 multiplication (as torch does)
+  const f = Math.fround(t.scale);
+  for (let i = 0; i < x.length; i++) x[i] *= f;
+  return fromF32(x, t.dtype as FloatDType);
+}
+
+/** The bytes of one output tensor, made by its recipe. Memory: this tensor (and its f32 sources). */
+async function produceRecipe(ckpt: Checkpoint, t: OutputTensor, prepared?: Prepared): Promise<Uint8Array> {
   const r = t.recipe;
   const n = numel(t.shape);
   const dtype = t.dtype as FloatDType;

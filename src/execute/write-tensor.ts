@@ -31,7 +31,8 @@ export class OutputTensorWriter {
 
   async write(t: OutputTensor): Promise<void> {
     const r = t.recipe;
-    const span = r.kind === 'copy' ? await this.ckpt.span?.(r.src) : undefined;
+    // A scaled copy (--scale) is not the stored bytes: it goes through produce.
+    const span = r.kind === 'copy' && t.scale === undefined ? await this.ckpt.span?.(r.src) : undefined;
     if (r.kind === 'copy' && span !== undefined) {
       this.batch.push({ t, src: r.src, span });
       this.batchBytes += span.byteLength;

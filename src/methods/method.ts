@@ -17,6 +17,8 @@ export interface ExpandOptions {
   align: boolean;
   /** The chosen method's own options (Method.options), keyed as it declares them; missing ones take its defaults. */
   methodOptions: Record<string, OptionValue>;
+  /** --scale: new layers' tensors of a type times a factor (src/plan/scale.ts). */
+  scale?: Record<string, number>;
 }
 
 export interface MethodContext {

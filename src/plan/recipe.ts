@@ -20,6 +20,8 @@ export interface OutputTensor {
   dtype: DType;
   shape: number[];
   recipe: Recipe;
+  /** Multiply the recipe's result by this (--scale, new layers only; src/plan/scale.ts). */
+  scale?: number;
 }
 
 /** Where one output layer comes from, for --dry-run, manifests and the CPT trainer. */
