@@ -213,7 +213,7 @@ export function comparePplFigure(c: CompareSummary): Figure | null {
 // The same colours and markers as lesa_py.plots (PALETTE, MARKERS), assigned in the same order.
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22',
   '#17becf', '#aec7e8', '#ffbb78', '#98df8a', '#ff9896', '#c5b0d5', '#c49c94', '#f7b6d2', '#c7c7c7', '#dbdb8d', '#9edae5'];
-const SHAPES = ['circle', 'square', 'triangle-up', 'diamond', 'triangle-down', 'cross', 'triangle-left', 'triangle-right', 'wedge', 'stroke', 'arrow', 'triangle'];
+const SHAPES = ['circle', 'square', 'triangle-up', 'diamond', 'triangle-down', 'cross', 'triangle-left', 'triangle-right'];
 const GROUP_ORDER = ['paper baselines', 'identity starts', 'LESA variants', 'controls', 'other heuristics'];
 
 function median(xs: number[]): number {
@@ -246,9 +246,10 @@ export function compareLossFigure(c: CompareSummary): Figure | null {
   const y = { field: 'loss', type: 'quantitative', scale: { zero: false }, title: 'held-out loss' };
   const color = { field: 'method', type: 'nominal', scale: { domain, range: domain.map((_, i) => PALETTE[i % PALETTE.length]) }, legend: { orient: 'right', title: 'method' } };
   const shape = { field: 'method', type: 'nominal', scale: { domain, range: domain.map((_, i) => SHAPES[i % SHAPES.length]) }, legend: { orient: 'right', title: 'method' } };
+  const quiet = { ...color, legend: null }; // one legend, from the points: the band's opacity would wash it out
   const layer: Spec[] = [];
-  if (banded) layer.push({ mark: { type: 'area', opacity: 0.18 }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color } });
-  layer.push({ mark: { type: 'line', strokeWidth: 1.5 }, encoding: { x, y, color } });
+  if (banded) layer.push({ mark: { type: 'area', opacity: 0.18 }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: quiet } });
+  layer.push({ mark: { type: 'line', strokeWidth: 1.5 }, encoding: { x, y, color: quiet } });
   layer.push({ mark: { type: 'point', filled: true, size: 45 }, encoding: { x, y, color, shape, tooltip: [{ field: 'method' }, { field: 'step' }, { field: 'loss', format: '.4f' }, { field: 'seeds' }] } });
   if (c.originalHeldoutLoss !== null) layer.push({ mark: { type: 'rule', strokeDash: [4, 3], color: '#333' }, encoding: { y: { datum: c.originalHeldoutLoss } } });
   const groups = [...new Set(ms.map((m) => m.group))];
