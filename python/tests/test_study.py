@@ -81,12 +81,13 @@ def test_smoke_run_writes_reports_table_and_plots(fx, tmp_path):
     env = {**os.environ, "PY": sys.executable, "PROFILE": "smoke", "OUT": str(out),
            "LESA_FIXTURES": str(src.parent), "OPENBLAS_NUM_THREADS": "1"}
     p = subprocess.run(["bash", str(ROOT / "bench" / "study.sh"), "tiny", "run"], capture_output=True, text=True,
-                       timeout=600, env=env)
+                       timeout=900, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
-    for d in (out, out / "seed-1", out / "seed-2"):
+    for d in (out, out / "seed-1"):
         r = json.loads((d / "results.json").read_text())
         assert all(x["status"] == "ok" for x in r["runs"].values()), r["runs"]
     assert json.loads((out / "results.json").read_text())["settings"]["seq_len"] == 32
     summary = (out / "summary.md").read_text()
-    assert "Verdict" in summary and "| llama-pro | 3 |" in summary and "| random | 2 |" in summary
+    # smoke: every method on seed 0, the LESA-only list (llama-pro here) on seed 1 too
+    assert "Verdict: **tie**" in summary and "| llama-pro | 2 |" in summary and "| random | 1 |" in summary
     assert (out / "heldout_loss.png").stat().st_size > 10_000
