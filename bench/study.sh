@@ -33,7 +33,7 @@ esac
 # model's tokenizer adds one (lesa_py.data); held-out loss on 8 192 / 65 536 tokens.
 case "$PROFILE" in
   cpu)   BUDGET=(--steps 25 --seq-len 512 --batch 4 --eval-every 5 --eval-tokens 8192 --eval-max-tokens 8192
-                 --device cpu --threads "${THREADS:-2}" --dtype "${DTYPE:-bf16}")
+                 --device cpu --threads "${THREADS:-2}" --dtype "${DTYPE:-f32}")
          OUT="${OUT:-$ROOT/bench/results/study-$name-v2}" ;;
   gpu)   BUDGET=(--steps 160 --seq-len 1024 --batch 32 --eval-every 20 --eval-tokens 65536 --eval-max-tokens 65536
                  --device cuda --dtype "${DTYPE:-bf16}")
