@@ -244,12 +244,11 @@ export function compareLossFigure(c: CompareSummary): Figure | null {
   const domain = ms.map((m) => m.method);
   const x = { field: 'step', type: 'quantitative', title: 'CPT step' };
   const y = { field: 'loss', type: 'quantitative', scale: { zero: false }, title: 'held-out loss' };
-  const color = { field: 'method', type: 'nominal', scale: { domain, range: domain.map((_, i) => PALETTE[i % PALETTE.length]) }, legend: { orient: 'right', title: 'method' } };
-  const shape = { field: 'method', type: 'nominal', scale: { domain, range: domain.map((_, i) => SHAPES[i % SHAPES.length]) }, legend: { orient: 'right', title: 'method' } };
-  const quiet = { ...color, legend: null }; // one legend, from the points: the band's opacity would wash it out
+  const color = { field: 'method', type: 'nominal', scale: { domain, range: domain.map((_, i) => PALETTE[i % PALETTE.length]) }, legend: { orient: 'right', title: 'method', symbolOpacity: 1 } };
+  const shape = { field: 'method', type: 'nominal', scale: { domain, range: domain.map((_, i) => SHAPES[i % SHAPES.length]) }, legend: { orient: 'right', title: 'method', symbolOpacity: 1 } };
   const layer: Spec[] = [];
-  if (banded) layer.push({ mark: { type: 'area', opacity: 0.18 }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: quiet } });
-  layer.push({ mark: { type: 'line', strokeWidth: 1.5 }, encoding: { x, y, color: quiet } });
+  if (banded) layer.push({ mark: { type: 'area', opacity: 0.18 }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color } });
+  layer.push({ mark: { type: 'line', strokeWidth: 1.5 }, encoding: { x, y, color } });
   layer.push({ mark: { type: 'point', filled: true, size: 45 }, encoding: { x, y, color, shape, tooltip: [{ field: 'method' }, { field: 'step' }, { field: 'loss', format: '.4f' }, { field: 'seeds' }] } });
   if (c.originalHeldoutLoss !== null) layer.push({ mark: { type: 'rule', strokeDash: [4, 3], color: '#333' }, encoding: { y: { datum: c.originalHeldoutLoss } } });
   const groups = [...new Set(ms.map((m) => m.group))];
