@@ -64,6 +64,9 @@ DEFAULT_METHODS = "lesa,copy,llama-pro,average,random,solar"
 # Variants a method spec may add with "+": NAME+FLAG (e.g. lesa+zero-out, lesa+align+zero-out).
 VARIANT_FLAGS = {"zero-out": ["--zero-out"], "align": ["--align"], "mean-fill": ["--fill", "mean"],
                  "layer0-fill": ["--fill", "layer0"]}
+# Variants with a value, NAME+KEY=VALUE -> --KEY VALUE (e.g. lesa+epochs=10, lesa+predictor-steps=67200):
+# the expand option of that name, its value checked here as a positive integer.
+VALUE_VARIANTS = ("epochs", "predictor-steps")
 PLACEMENTS = ("top", "uniform", "bottom", "llama-pro")
 FIXTURES = Path(os.environ.get("LESA_FIXTURES") or Path.home() / ".cache" / "lesa" / "fixtures")
 EVAL_WINDOW, EVAL_STRIDE = 1024, 512
@@ -104,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--solar-target", type=int, default=None,
       help="run solar at this target instead of --target-layers (solar needs an even target in L+1..2L-2)")
     a("--loss-window", type=int, default=10, help="final train loss = mean of the last K steps")
+    a("--dtype", choices=["f32", "bf16"], default="f32",
+      help="CPT and held-out evaluation under bf16 autocast (weights and optimizer stay f32) or plain f32")
+    a("--device", choices=["cpu", "cuda"], default="cpu", help="where CPT and the evaluations run")
     a("--threads", type=int, default=None,
       help="torch threads (and the CLI's --threads for expand); on a busy machine 1 is often fastest")
     a("--keep-models", action="store_true", help="keep REPORT_DIR/models/<method>")
@@ -171,8 +177,15 @@ def parse_spec(spec: str) -> tuple[str, list[str]]:
         raise UserError(f"--methods: unknown method \"{name}\" in \"{spec}\"; choose from {', '.join(catalogue())}")
     flags: list[str] = []
     for v in variants:
+        key, eq, value = v.partition("=")
+        if eq and key in VALUE_VARIANTS:
+            if not value.isdigit() or int(value) < 1:
+                raise UserError(f"--methods: \"+{v}\" in \"{spec}\": {key} takes a positive integer")
+            flags += [f"--{key}", value]
+            continue
         if v not in VARIANT_FLAGS:
-            raise UserError(f"--methods: unknown variant \"+{v}\" in \"{spec}\"; choose from {', '.join(VARIANT_FLAGS)}")
+            raise UserError(f"--methods: unknown variant \"+{v}\" in \"{spec}\"; choose from "
+                            f"{', '.join(VARIANT_FLAGS)} or {'|'.join(VALUE_VARIANTS)}=N")
         flags += VARIANT_FLAGS[v]
     if not place and catalogue()[name]["placement"]:  # not solar, stack: they place layers by their own rule
         place = "top"  # explicit, so a spec means the same whatever a method's default placement is
@@ -284,7 +297,7 @@ def expand(lesa_bin: str, src: Path, out: Path, spec: str, target: int, seed: in
         cmd += ["--threads", str(threads)]
     if method == "random":
         cmd.append("--match-norm")
-    if method == "lesa" and lesa_epochs is not None:
+    if method == "lesa" and lesa_epochs is not None and "--epochs" not in flags and "--predictor-steps" not in flags:
         cmd += ["--epochs", str(lesa_epochs)]
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -302,7 +315,7 @@ def tokens(model_dir: Path, source: str, text_field: str):
     return tokenize_corpus(tok, model_dir, source, cache, text_field=text_field)
 
 
-def initial_ppl(model_dir: Path, held: tuple, max_tokens: int) -> dict:
+def initial_ppl(model_dir: Path, held: tuple, max_tokens: int, device: str = "cpu") -> dict:
     """lesa_py.eval on the first max_tokens tokens of the held-out stream (windows 1024, stride 512,
     each starting with BOS where the model takes one). `held` is `tokens()` of the eval data."""
     import numpy as np
@@ -311,7 +324,7 @@ def initial_ppl(model_dir: Path, held: tuple, max_tokens: int) -> dict:
 
     ids, info = held
     ids = np.array(ids[:max_tokens], dtype=np.int64)  # a writable copy of the memory-mapped cache
-    model, _ = load(model_dir, device="cpu", dtype="f32")
+    model, _ = load(model_dir, device=device, dtype="f32")
     try:
         return evaluate(model, ids, max_tokens=max_tokens, window=EVAL_WINDOW, stride=EVAL_STRIDE, bos=info["bos"])
     finally:
@@ -330,7 +343,8 @@ def task_accuracy(model_dir: Path, tasks: str) -> dict:
         del model
 
 
-def original_heldout_loss(model_dir: Path, held: tuple, seq_len: int, eval_tokens: int, batch: int) -> float:
+def original_heldout_loss(model_dir: Path, held: tuple, seq_len: int, eval_tokens: int, batch: int,
+                          device: str = "cpu", dtype: str = "f32") -> float:
     """The original model's loss on exactly the CPT eval windows (the reference line)."""
     import torch
     from transformers import AutoModelForCausalLM
@@ -340,8 +354,9 @@ def original_heldout_loss(model_dir: Path, held: tuple, seq_len: int, eval_token
 
     ids, info = held
     windows = eval_windows(ids, seq_len, eval_tokens, bos=info["bos"], eos=info["eos"])
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, use_safetensors=True)
-    return heldout_loss(model, windows, batch, torch.device("cpu"), contextlib.nullcontext)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, use_safetensors=True).to(device)
+    autocast = lambda: torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=dtype == "bf16")  # as cpt does
+    return heldout_loss(model, windows, batch, torch.device(device), autocast)
 
 
 def data_record(info: dict) -> dict:
@@ -431,6 +446,7 @@ def run(args, argv: list[str]) -> dict:
             "freeze": args.freeze, "seed": args.seed, "lesa_epochs": args.lesa_epochs,
             "solar_target": args.solar_target, "loss_window": args.loss_window, "threads": args.threads,
             "tokens_per_step": args.batch * args.seq_len, "random_flags": "--match-norm", "tasks": args.tasks,
+            "dtype": args.dtype, "device": args.device,
         },
         "machine": machine(),
         "versions": versions(args.lesa_bin),
@@ -507,7 +523,7 @@ def _stages(res: Optional[dict]) -> list[dict]:
 # Settings that must match for --resume to add runs to an existing report.
 RESUME_KEYS = ("steps", "seq_len", "batch", "lr", "min_lr", "warmup", "eval_every", "eval_tokens", "eval_max_tokens",
                "freeze", "seed", "lesa_epochs", "solar_target", "loss_window", "train", "eval", "text_field",
-               "data_format")
+               "data_format", "dtype")
 
 
 def load_prior(out: Path, results: dict) -> Optional[dict]:
@@ -529,10 +545,11 @@ def original_model(src: Path, L: int, held: tuple, args, log) -> dict:
     log(f"original {src.name} ({L} layers): initial perplexity on {args.eval_max_tokens} held-out tokens")
     orig: dict = {}
     try:
-        r = initial_ppl(src, held, args.eval_max_tokens)
+        r = initial_ppl(src, held, args.eval_max_tokens, args.device)
         orig.update(initial_nll=r["nll"], initial_ppl=r["ppl"], eval_tokens_scored=r["tokens"],
                     eval_seconds=round(r["seconds"], 3))
-        orig["heldout_loss"] = original_heldout_loss(src, held, args.seq_len, args.eval_tokens, args.batch)
+        orig["heldout_loss"] = original_heldout_loss(src, held, args.seq_len, args.eval_tokens, args.batch,
+                                                     args.device, args.dtype)
         orig["heldout_ppl"] = _ppl(orig["heldout_loss"])
         if args.tasks:
             orig["tasks"] = task_accuracy(src, args.tasks)
@@ -578,7 +595,7 @@ def run_method(m: str, src: Path, out: Path, L: int, held: tuple, warmup: int, a
         log(f"  {m}: expanded in {secs:.1f}s; new layers {rec['new_layers']}")
 
         rec["stage"] = "initial eval"
-        r = initial_ppl(model_dir, held, args.eval_max_tokens)
+        r = initial_ppl(model_dir, held, args.eval_max_tokens, args.device)
         rec.update(initial_nll=r["nll"], initial_ppl=r["ppl"], initial_eval_seconds=round(r["seconds"], 3))
         log(f"  {m}: initial ppl {r['ppl']:.3f} ({r['seconds']:.1f}s)")
         if args.tasks:
@@ -593,7 +610,7 @@ def run_method(m: str, src: Path, out: Path, L: int, held: tuple, warmup: int, a
             freeze=args.freeze,
             steps=args.steps, seq_len=args.seq_len, batch=args.batch, lr=args.lr, min_lr=args.lr / 10,
             warmup=warmup, seed=args.seed, eval_every=args.eval_every, eval_tokens=args.eval_tokens,
-            save_every=0, device="cpu", dtype="f32", quiet=args.quiet,
+            save_every=0, device=args.device, dtype=args.dtype, quiet=args.quiet,
         ))
         tr, ev = read_log(run_dir / "log.jsonl")
         k = min(args.loss_window, len(tr))
@@ -645,6 +662,10 @@ def finish(results: dict, out: Path, t_all: float, log, final: bool) -> None:
             summary["lesa_minus_best_baseline_eval_loss"] = d
             summary["lesa_vs_best_baseline_ppl_ratio"] = math.exp(d)
     results["summary"] = summary
+    from .plots import group
+
+    for m, r in per.items():
+        r["group"] = group(m)  # the loss figures' panel (lesa_py.plots and the HTML report)
     results["machine"]["loadavg_end"] = load_avg()
     results["wall_seconds"] = round(time.time() - t_all, 1)
     if results.get("stages"):

@@ -187,7 +187,10 @@ def test_method_specs():
     assert compare.parse_spec("solar") == ("solar", [])
     assert compare.parse_spec("lesa+align+zero-out@uniform") == ("lesa", ["--align", "--zero-out", "--placement", "uniform"])
     assert compare.parse_spec("ot-fuse@after=3:5:5") == ("ot-fuse", ["--after", "3,5,5"])
-    for bad in ("bogus", "lesa+x", "copy@mid", "copy@after=a:1"):
+    assert compare.parse_spec("lesa+predictor-steps=19200+layer0-fill")[1] == [
+        "--predictor-steps", "19200", "--fill", "layer0", "--placement", "top"]
+    assert compare.parse_spec("lesa+epochs=10")[1] == ["--epochs", "10", "--placement", "top"]
+    for bad in ("bogus", "lesa+x", "copy@mid", "copy@after=a:1", "lesa+epochs=0", "lesa+epochs=x", "lesa+seed=3"):
         with pytest.raises(compare.UserError):
             compare.parse_spec(bad)
 

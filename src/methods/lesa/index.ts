@@ -9,7 +9,8 @@ import { runScheduled, runsAlone, schedulePeak, type Job } from './schedule.js';
 import type { ModelLayout } from '../../arch/index.js';
 import { lesaPlan, predictedGaps } from './plan.js';
 import { lesaOptions, lesaOptionsOf } from './options.js';
-import { interiorLayers, predictWeight, train, typeSeed } from './predictor.js';
+import { exportPredictors, exportTarget } from './export.js';
+import { interiorLayers, predictWeight, train, typeSeed, type Predictor } from './predictor.js';
 
 /** Weight types processed at once (each on one BLAS thread) when their working sets fit in --max-memory together. */
 export const MAX_CONCURRENT_TYPES = 2;
@@ -62,6 +63,7 @@ export const lesa: Method = {
     const fh: FileHandle = await open(scratch, 'w+');
     const where = new Map<string, { offset: number; length: number }>(); // key: type@left
     let offset = 0;
+    const exported = exportTarget() ? new Map<string, { p: Predictor; cols: number }>() : undefined;
     const one = async (t: number, type: string, threads: number) => {
       const step = (phase: string) => (done: number, total: number, detail: Record<string, unknown> = {}) =>
         hooks.progress(done, total, { type, typeIndex: t + 1, types: types.length, phase, ...detail });
@@ -73,6 +75,7 @@ export const lesa: Method = {
       hooks.phase('train', { type, samples: (layout.layers - 2) * d.rank });
       const p = await train(d, interiorLayers(layout.layers), o, typeSeed(options.seed, type),
         (epoch, b, bt, loss) => step('train')((epoch - 1) * bt + b, o.epochs * bt, { epoch, loss }));
+      exported?.set(type, { p, cols: d.cols });
       hooks.phase('predict', { type, finalLoss: p.epochLosses[p.epochLosses.length - 1] });
       const US = basis(d);
       const dtype = layout.typeInfo.get(type)!.dtype as FloatDType;
@@ -91,6 +94,7 @@ export const lesa: Method = {
     const jobs = typeJobs(layout, types, o.maxMemory);
     try {
       await runScheduled(jobs, o.maxMemory, Math.min(MAX_CONCURRENT_TYPES, blasThreads), blasThreads, (t, threads) => one(t, types[t], threads));
+      if (exported) await exportPredictors(exportTarget()!, exported);
     } catch (e) {
       await fh.close();
       throw e;
