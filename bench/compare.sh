@@ -31,4 +31,4 @@ case "$which" in
 esac
 cd "$ROOT/python"
 exec "$PY" -m lesa_py.compare "${args[@]}" \
-  --train "$FX/text/sotu.txt" --eval "$FX/text/moby-dick.txt" "${BUDGET[@]}" "$@"
+  --train "$FX/text-docs/sotu.jsonl" --eval "$FX/text/moby-dick.txt" "${BUDGET[@]}" "$@"

@@ -1,46 +1,67 @@
 #!/usr/bin/env bash
-# Expansion of SmolLM2-135M 30→45 with copy and solar next to `cp -r` of the same checkpoint,
-# in the same run: wall time, ratio to cp, peak RSS. Writes bench/results/expand-io.md.
-#   bash bench/expand_io.sh [FIXTURE_DIR]
+# Copy-like expansion next to `cp -r`, alternating in one run: wall time, throughput of the
+# bytes each writes, the ratio of the two, peak RSS, and the load average at each row.
+#   bash bench/expand_io.sh [SRC_DIR] [TARGET_LAYERS] [METHODS] [REPS]
+# Defaults: the SmolLM2-135M fixture, 45 layers, "copy solar llama-pro", 3 repetitions
+# (solar gets TARGET_LAYERS rounded down to even). BASE_ROOT=<another lesa checkout, built>
+# adds each method run by that checkout too (e.g. the code before a change), in the same
+# alternation. Prints a markdown section on stdout; bench/results/expand-io.md collects them.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SRC="${1:-${LESA_FIXTURES:-$HOME/.cache/lesa/fixtures}/smollm2-135m}"
+TARGET="${2:-45}"
+METHODS="${3:-copy solar llama-pro}"
+REPS="${4:-3}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/lesa-bench-XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
-RES="$ROOT/bench/results/expand-io.md"
 
-measure() { # name, command...: prints "name wall_s peak_rss_mb"
-  local name=$1; shift
+dropped=no
+if sync && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then dropped=yes; fi
+
+bytes_of() { du -sb --apparent-size "$1" | cut -f1; }
+load() { cut -d' ' -f1 /proc/loadavg; }
+
+measure() { # label out-dir command...: prints "label wall_s peak_rss_mb out_bytes load cpu_s"
+  local label=$1 out=$2; shift 2
+  rm -rf "$out"
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-  /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }
-  read -r wall rss < "$WORK/time"
-  echo "$name $wall $((rss / 1024))"
+  local l; l=$(load)
+  /usr/bin/time -f "%e %M %U %S" -o "$WORK/time" "$@" >/dev/null 2>"$WORK/err" || { cat "$WORK/err" >&2; exit 1; }
+  read -r wall rss user sys < "$WORK/time"
+  echo "$label $wall $((rss / 1024)) $(bytes_of "$out") $l $(awk -v u="$user" -v s="$sys" 'BEGIN{printf "%.2f", u + s}')"
+  rm -rf "$out"
+}
+
+expand_cmd() { # root method
+  local t=$TARGET
+  [[ $2 == solar ]] && t=$((TARGET / 2 * 2))
+  echo node "$1/dist/src/cli/bin.js" expand "$SRC" -o "$WORK/out" --method "$2" --target-layers "$t" --quiet
 }
 
 rows=()
-for rep in 1 2 3; do
-  rm -rf "$WORK"/out-*
-  rows+=("$(measure "cp-r" cp -r "$SRC" "$WORK/out-cp")")
-  rows+=("$(measure "copy" node "$ROOT/dist/src/cli/bin.js" expand "$SRC" -o "$WORK/out-copy" --method copy --target-layers 45 --quiet)")
-  rows+=("$(measure "solar" node "$ROOT/dist/src/cli/bin.js" expand "$SRC" -o "$WORK/out-solar" --method solar --target-layers 44 --quiet)")
-done
-{
-  echo "# Expansion I/O: SmolLM2-135M 30→45 (solar 30→44: its target must be even)"
-  echo
-  echo "Command: \`bash bench/expand_io.sh\` on $(date -u +%F), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem/{print $2}') GiB RAM, Node $(node --version)."
-  echo "Page cache dropped before each command when permitted. Output sizes: cp $(du -sm "$SRC" | cut -f1) MB; copy/solar write ~1.5x that."
-  echo "Every expansion also validates every header, checks every float tensor for NaN/Inf, hashes the input (sha256) and every output file, and fsyncs."
-  echo
-  echo "| run | command | wall s | peak RSS MB | wall / cp of the same run |"
-  echo "|---|---|---|---|---|"
-  for rep in 0 1 2; do
-    cp_wall=$(echo "${rows[$((rep*3))]}" | cut -d' ' -f2)
-    for k in 0 1 2; do
-      read -r name wall rss <<<"${rows[$((rep*3+k))]}"
-      echo "| $((rep+1)) | $name | $wall | $rss | $(awk -v a="$wall" -v b="$cp_wall" 'BEGIN{printf "%.2f", a/b}') |"
-    done
+for rep in $(seq "$REPS"); do
+  for m in $METHODS; do
+    rows+=("$rep $(measure cp-r "$WORK/out" cp -r "$SRC" "$WORK/out")")
+    # shellcheck disable=SC2046
+    rows+=("$rep $(measure "$m" "$WORK/out" $(expand_cmd "$ROOT" "$m"))")
+    if [[ -n "${BASE_ROOT:-}" ]]; then
+      # shellcheck disable=SC2046
+      rows+=("$rep $(measure "$m(before)" "$WORK/out" $(expand_cmd "$BASE_ROOT" "$m"))")
+    fi
   done
-  echo
-  echo "Largest single tensor: model.embed_tokens.weight, 49152×576 f32 = 113 MB."
-} > "$RES"
-cat "$RES"
+done
+
+echo "## $(basename "$SRC") → $TARGET layers"
+echo
+echo "Command: \`bash bench/expand_io.sh $SRC $TARGET \"$METHODS\" $REPS\`${BASE_ROOT:+ with BASE_ROOT=$BASE_ROOT} on $(date -u '+%F %H:%M') UTC, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem/{print $2}') GiB RAM, Node $(node --version), $(df -T "$SRC" | awk 'NR==2{print $2}')."
+echo "Page cache dropped before each command: $dropped. Input $(bytes_of "$SRC") bytes. Each expansion validates every header, checks every float tensor for NaN/Inf, hashes every output file (sha256) and fsyncs it; cp does none of that."
+echo
+echo "| rep | command | load (1 min) | wall s | CPU s (user+sys) | output GB | GB/s | vs cp just before | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|---|"
+cp_tput=1
+for row in "${rows[@]}"; do
+  read -r rep name wall rss out l cpu <<<"$row"
+  tput=$(awk -v b="$out" -v w="$wall" 'BEGIN{printf "%.3f", b / 1e9 / (w > 0 ? w : 0.01)}')
+  [[ $name == cp-r ]] && cp_tput=$tput
+  echo "| $rep | $name | $l | $wall | $cpu | $(awk -v b="$out" 'BEGIN{printf "%.2f", b / 1e9}') | $tput | $(awk -v a="$tput" -v b="$cp_tput" 'BEGIN{printf "%.2f", a / b}') | $rss |"
+done

@@ -1,7 +1,7 @@
 """Side-by-side leave-one-layer-out figures: lesa (native) vs the PyTorch oracle.
 
     node dist/src/cli/bin.js analyze CKPT --layers 5,15,25 --epochs 10 --json > lesa.json
-    python -m lesa_py.oracle loo CKPT --layers 5 15 25 --epochs 10 --threads 1 --json > oracle.json
+    python -m lesa_py.testing.oracle loo CKPT --layers 5 15 25 --epochs 10 --threads 1 --json > oracle.json
     python bench/fidelity_table.py lesa.json oracle.json > bench/results/fidelity.md
 """
 from __future__ import annotations

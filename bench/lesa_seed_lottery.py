@@ -28,17 +28,16 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
-from lesa_py import oracle  # noqa: E402
+from lesa_py.testing import oracle  # noqa: E402
 from lesa_py.eval import evaluate, load, tokenize  # noqa: E402
 
 NODE = """
 import { readFileSync, writeFileSync } from 'node:fs';
-import { setThreads, trainPredictor } from %s;
+import { trainPredictor } from %s;
 const [Vp, L, R, C, initp, seed, epochs, outp] = process.argv.slice(2);
 const f32 = (p) => { const b = readFileSync(p); return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); };
-setThreads(1);
 const r = await trainPredictor({ V: f32(Vp), layers: +L, rank: +R, cols: +C, seed: +seed, epochs: +epochs,
-  targets: Int32Array.from({ length: +L - 2 }, (_, i) => i + 1), init: initp === '-' ? undefined : f32(initp) });
+  targets: Int32Array.from({ length: +L - 2 }, (_, i) => i + 1), threads: 1, init: initp === '-' ? undefined : f32(initp) });
 writeFileSync(outp, r.params);
 """
 

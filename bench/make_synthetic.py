@@ -69,23 +69,25 @@ def main(name: str, out: Path, sparse: bool = False) -> None:
             return torch.ones(shape, dtype=torch.bfloat16)
         return (torch.randn(shape, generator=g) * 0.02).to(torch.bfloat16)
 
-    shards: list[dict[str, torch.Tensor]] = [{"model.embed_tokens.weight": rnd([c["vocab_size"], c["hidden_size"]])}]
+    # Shapes first, values one shard at a time (in the same generator order): memory is one shard, not the model.
+    shards: list[dict[str, list[int]]] = [{"model.embed_tokens.weight": [c["vocab_size"], c["hidden_size"]]}]
     for layer in range(c["num_hidden_layers"]):
-        shards.append({f"model.layers.{layer}.{k}": rnd(s) for k, s in layer_shapes(c).items()})
-    last = {"model.norm.weight": rnd([c["hidden_size"]])}
+        shards.append({f"model.layers.{layer}.{k}": s for k, s in layer_shapes(c).items()})
+    last = {"model.norm.weight": [c["hidden_size"]]}
     if not c["tie_word_embeddings"]:
-        last["lm_head.weight"] = rnd([c["vocab_size"], c["hidden_size"]])
+        last["lm_head.weight"] = [c["vocab_size"], c["hidden_size"]]
     shards.append(last)
     n = len(shards)
     weight_map, total = {}, 0
-    for k, tensors in enumerate(shards):
+    for k, shapes in enumerate(shards):
         fname = f"model-{k + 1:05d}-of-{n:05d}.safetensors"
+        tensors = {t_name: rnd(s) for t_name, s in shapes.items()}
         save_file(tensors, out / fname, metadata={"format": "pt"})
         for t_name, t in tensors.items():
             weight_map[t_name] = fname
             total += t.numel() * 2
         print(f"wrote {fname}", file=sys.stderr)
-        shards[k] = {}
+        del tensors
     (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
     write_config(c, out)
 

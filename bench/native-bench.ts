@@ -16,19 +16,19 @@ async function time<T>(label: string, run: () => Promise<T>): Promise<T> {
   return result;
 }
 
-const threads = process.argv.find((a) => a.startsWith('--threads='));
-if (threads) native.setThreads(Number(threads.slice('--threads='.length)));
-console.log(`OpenBLAS threads: ${native.getThreads()}`);
+const flag = process.argv.find((a) => a.startsWith('--threads='));
+const threads = flag ? Number(flag.slice('--threads='.length)) : native.defaultThreads();
+console.log(`OpenBLAS threads: ${threads}`);
 for (const n of quick ? [512] : [1536, 4096]) {
   const G = new Float64Array(n * n);
   const W = random(n * n);
-  await time(`gramAccumulate ${n}x${n} (one square layer)`, () => native.gramAccumulate(G, W, n, n));
-  await time(`eigSym n=${n}`, () => native.eigSym(G, n));
+  await time(`gramAccumulate ${n}x${n} (one square layer)`, () => native.gramAccumulate(G, W, n, n, threads));
+  await time(`eigSym n=${n}`, () => native.eigSym(G, n, threads));
 }
 
 const layers = 30, rank = quick ? 64 : 576, cols = 576;
 const V = random(layers * rank * cols);
 const targets = Int32Array.from({ length: layers - 2 }, (_, i) => i + 1);
 await time(`trainPredictor 1 epoch, cols=${cols} rank=${rank} layers=${layers} (${targets.length * rank} samples, batch 64)`, () =>
-  native.trainPredictor({ V, layers, rank, cols, targets, seed: 0, epochs: 1 }),
+  native.trainPredictor({ V, layers, rank, cols, targets, seed: 0, epochs: 1, threads }),
 );

@@ -4,7 +4,7 @@
 """
 import sys, torch
 sys.path.insert(0, "python")
-from lesa_py import oracle
+from lesa_py.testing import oracle
 orig = oracle.decompose
 def decompose_lesa_signs(Ws):
     U, S, Vs = orig(Ws)

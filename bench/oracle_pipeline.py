@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import torch  # noqa: E402
 
-from lesa_py import oracle  # noqa: E402
+from lesa_py.testing import oracle  # noqa: E402
 
 
 def rss_mb(who=resource.RUSAGE_SELF):

@@ -5,4 +5,4 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="$(bash "$ROOT/scripts/setup_python.sh" --print-python)"
-exec "$PY" -m lesa_py.fixtures "$@"
+exec "$PY" -m lesa_py.testing.fixtures "$@"

@@ -23,7 +23,7 @@ lesa expand "$FIX/smollm2-135m" -o "$OUT" --method lesa --target-layers 45 --see
 lesa expand "$FIX/smollm2-135m" -o "$DEF" --target-layers 45 --force   # the default method (docs/study.md)
 for m in "$OUT" "$DEF"; do
   lesa verify "$m"
-  "$PY" -m lesa_py.hfcheck "$m"
+  "$PY" -m lesa_py.testing.hfcheck "$m"
 done
 echo "perplexity on held-out Moby-Dick (first 4096 tokens):"
 echo "  original $FIX/smollm2-135m: $(ppl "$FIX/smollm2-135m")"

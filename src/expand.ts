@@ -4,22 +4,26 @@ import { dirname, join, resolve } from 'node:path';
 import { resolveLayout, type ModelLayout } from './arch/index.js';
 import { openCheckpoint } from './checkpoint/checkpoint.js';
 import { fingerprintCheckpoint, hashCheckpoint } from './checkpoint/verify.js';
-import type { ManifestInput } from './checkpoint/manifest.js';
+import { MANIFEST_FORMAT, type ManifestInput } from './checkpoint/manifest.js';
 import type { Checkpoint } from './checkpoint/types.js';
 import { CheckpointWriter } from './checkpoint/writer.js';
 import { tempSibling } from './checkpoint/leftovers.js';
 import { CheckpointError, ioError } from './checkpoint/errors.js';
 import { duringNativeWork, registerAbortable, unregisterAbortable, type Abortable } from './checkpoint/cleanup.js';
-import { produce } from './execute/produce.js';
-import { defaultLesaOptions, type ExpandOptions, type LesaOptions, type MethodContext, type Prepared } from './methods/method.js';
+import { OutputTensorWriter } from './execute/write-tensor.js';
+import type { ExpandOptions, MethodContext, Prepared } from './methods/method.js';
+import type { OptionValue } from './methods/options.js';
+import { MAX_GROWTH } from './methods/targets.js';
 import { alignable, methodByName } from './methods/registry.js';
 import { alignForReading } from './align/index.js';
-import { unitGeometry } from './align/units.js';
+import { permutedTensors, unitGeometry } from './align/units.js';
 import type { Plan } from './plan/recipe.js';
-import { estimateResources, type Resources } from './plan/resources.js';
-import type { Reporter } from './report/reporter.js';
-import { silentReporter } from './report/reporter.js';
-import { PhaseClock } from './report/phase-clock.js';
+import { applyScales } from './plan/scale.js';
+import { estimateResources, tensorByteSize, type Resources } from './plan/resources.js';
+import { refuseWholeTensorsOverCap } from './plan/whole-tensors.js';
+import type { Reporter } from './progress/reporter.js';
+import { silentReporter } from './progress/reporter.js';
+import { PhaseClock } from './progress/phase-clock.js';
 import { VERSION } from './version.js';
 import { UserError } from './errors.js';
 
@@ -27,12 +31,14 @@ export interface ExpandRequest {
   input: string;
   output: string;
   method: string;
-  options: Partial<Omit<ExpandOptions, 'lesa'>> & { targetLayers: number; lesa?: Partial<LesaOptions> };
+  options: Partial<Omit<ExpandOptions, 'methodOptions'>> & { targetLayers: number; methodOptions?: Record<string, OptionValue> };
   force?: boolean;
   dryRun?: boolean;
   maxShardBytes?: number;
   /** Also hash the input's full contents into the manifest (reads the input once more). */
   hashSource?: boolean;
+  /** Where `input` came from when it was a hub id (recorded in the manifest). */
+  sourceHub?: { repo: string; revision: string; commit: string };
   reporter?: Reporter;
 }
 
@@ -54,14 +60,14 @@ export function resolveOptions(o: ExpandRequest['options']): ExpandOptions {
     after: o.after,
     placement: o.placement,
     seed: o.seed ?? 0,
-    matchNorm: o.matchNorm ?? false,
     align: o.align ?? false,
-    lesa: { ...defaultLesaOptions, ...(o.lesa ?? {}) },
+    threads: o.threads,
+    methodOptions: o.methodOptions ?? {},
+    scale: o.scale,
   };
 }
 
-/** Largest growth factor accepted for --target-layers (relative to the source depth). */
-export const MAX_GROWTH = 64;
+export { MAX_GROWTH };
 
 /** Opens and validates a checkpoint, then plans it with a method. Reads no tensor data. */
 export async function planExpansion(input: string, method: string, options: ExpandOptions): Promise<{ ckpt: Checkpoint; layout: ModelLayout; plan: Plan; ctx: MethodContext }> {
@@ -79,11 +85,14 @@ export async function planExpansion(input: string, method: string, options: Expa
     if (options.align && !m.alignment) {
       throw new UserError(`--align changes only methods that combine layers (${alignable()}); ${method} would write the same model with permuted units`);
     }
-    const plan = m.plan(ctx);
+    const plan = applyScales(m.plan(ctx), layout, options.scale ?? {});
+    let permuted: Iterable<string> = [];
     if (options.align || m.alignment === 'required') {
-      unitGeometry(layout, ckpt.config); // fails now, at plan time, if heads/units do not fit the config
+      // unitGeometry fails now, at plan time, if heads/units do not fit the config.
+      permuted = permutedTensors(layout, unitGeometry(layout, ckpt.config)).keys();
       plan.options = { ...plan.options, align: true };
     }
+    refuseWholeTensorsOverCap(ckpt, plan, permuted);
     return { ckpt, layout, plan, ctx };
   } catch (e) {
     await ckpt.close();
@@ -124,7 +133,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     await mkdir(scratch);
     let alignment: Record<string, number> | undefined;
     if (plan.options.align) {
-      const aligned = await duringNativeWork(() => alignForReading(input, ctx.layout, reporter));
+      const aligned = await duringNativeWork(() => alignForReading(input, ctx.layout, reporter, options.threads));
       ckpt = aligned.ckpt;
       alignment = aligned.summary;
     }
@@ -135,18 +144,19 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     reporter.phase('write', { tensors: plan.tensors.length });
     const total = resources.outputBytes;
     let done = 0;
-    for (const [k, t] of plan.tensors.entries()) {
-      const bytes = await produce(ckpt, t, prepared);
-      await writer.writeTensor(t.name, bytes);
-      done += bytes.byteLength;
-      reporter.progress(done, total, { tensor: k + 1, tensors: plan.tensors.length, unit: 'bytes' });
-    }
+    let written = 0;
+    const out = new OutputTensorWriter(ckpt, writer, prepared, (t) => {
+      done += tensorByteSize(t);
+      reporter.progress(done, total, { tensor: ++written, tensors: plan.tensors.length, unit: 'bytes' });
+    });
+    for (const t of plan.tensors) await out.write(t);
+    await out.flush();
     const finished = prepared;
     prepared = undefined;
     await finished?.dispose();
     await writer.writeJson('config.json', plan.config, input.configFloats);
     for (const f of ckpt.auxFiles) await writer.copyFile(join(ckpt.dir, f), f);
-    const source: ManifestInput['source'] = { dir: ckpt.dir, fingerprint: await fingerprintCheckpoint(ckpt) };
+    const source: ManifestInput['source'] = { dir: ckpt.dir, fingerprint: await fingerprintCheckpoint(ckpt), ...(req.sourceHub ? { hub: req.sourceHub } : {}) };
     if (req.hashSource) {
       reporter.phase('hash source');
       source.sha256 = await hashCheckpoint(ckpt);
@@ -183,7 +193,7 @@ function asUserError(e: unknown, output: string, need: Resources): unknown {
 
 export function manifestOf(plan: Plan, ctx: MethodContext, source: ManifestInput['source']): ManifestInput {
   return {
-    format: 'lesa-manifest/1',
+    format: MANIFEST_FORMAT,
     lesa_version: VERSION,
     created: new Date().toISOString(),
     method: plan.method,

@@ -1,7 +1,9 @@
 /** The library API: what the CLI uses, for programs that grow models themselves. */
 export { expand, planExpansion, resolveOptions, type ExpandRequest, type ExpandResult } from './expand.js';
 export { methods, methodByName } from './methods/registry.js';
-export type { Method, ExpandOptions, LesaOptions } from './methods/method.js';
+export type { Method, ExpandOptions } from './methods/method.js';
+export type { LesaOptions } from './methods/lesa/options.js';
+export type { OptionSpec, OptionTable } from './methods/options.js';
 export { families, archFor, resolveLayout, supportedModelTypes, type ArchTable, type ModelLayout } from './arch/index.js';
 export { openCheckpoint } from './checkpoint/checkpoint.js';
 export { verifyOutput } from './checkpoint/verify.js';
@@ -11,5 +13,5 @@ export type { Plan, Recipe, OutputTensor, LayerOrigin } from './plan/recipe.js';
 export { decompose, type Decomposition } from './methods/lesa/decompose.js';
 export { leaveOneOut, summarize, type LooRow } from './analyze/loo.js';
 export { UserError } from './errors.js';
-export type { Reporter } from './report/reporter.js';
+export type { Reporter } from './progress/reporter.js';
 export { VERSION } from './version.js';

@@ -2,7 +2,7 @@
 // energy curve, the similarity matrices, and the report written for a tiny model.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -14,7 +14,7 @@ import { bandMean, similarity } from '../src/analyze/similarity.js';
 import { spectrum } from '../src/analyze/report/spectrum.js';
 import { defaultLooLayers } from '../src/analyze/report/loo-run.js';
 import { readCompare, type CompareSummary } from '../src/analyze/report/compare.js';
-import { comparePplFigure } from '../src/analyze/report/charts.js';
+import { compareLossFigure, comparePplFigure } from '../src/analyze/report/charts.js';
 import { isNativeAvailable } from '../src/native/index.js';
 import { openCheckpoint } from '../src/checkpoint/checkpoint.js';
 
@@ -199,8 +199,8 @@ test('readCompare: absent results are a reason, not an error; lesa-compare/1 run
 
 test('compare perplexity chart: ascending order, log scale only when the values span more than 10x', () => {
   const summary = (ppls: number[]): CompareSummary => ({
-    source: 'x', format: 'lesa-compare/1', model: null, sourceLayers: 8, targetLayers: 10, originalPpl: 40, winner: null, bestBaseline: null,
-    methods: ppls.map((p, i) => ({ method: `m${i}`, status: 'ok', reason: null, initialPpl: p, finalEvalLoss: null, stepsToBestBaseline: null, evalCurve: [], trainCurve: [] })),
+    source: 'x', format: 'lesa-compare/1', model: null, sourceLayers: 8, targetLayers: 10, originalPpl: 40, originalHeldoutLoss: null, winner: null, bestBaseline: null,
+    methods: ppls.map((p, i) => ({ method: `m${i}`, group: 'methods', status: 'ok', reason: null, initialPpl: p, finalEvalLoss: null, stepsToBestBaseline: null, evalCurve: [], trainCurve: [], seedEvalCurves: [] })),
   });
   const xScale = (f: ReturnType<typeof comparePplFigure>) => ((f!.spec.layer as { encoding: { x: { scale: { type?: string } } } }[])[0].encoding.x.scale.type);
   const narrow = comparePplFigure(summary([50, 45, 48]))!;
@@ -208,6 +208,38 @@ test('compare perplexity chart: ascending order, log scale only when the values 
   assert.deepEqual((narrow.spec.data as { values: { method: string }[] }).values.map((v) => v.method), ['m1', 'm2', 'm0']);
   assert.equal(xScale(comparePplFigure(summary([50, 45, 9000]))), 'log');
   assert.equal(comparePplFigure(summary([])), null);
+});
+
+test('compare loss chart: a panel per group, colour and marker per method, seed median and band, the original as a rule', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lesa-cmp-'));
+  try {
+    const run = (group: string, base: number) => ({ status: 'ok', group, eval_curve: [[0, base + 1], [10, base]] });
+    writeFileSync(join(dir, 'results.json'), JSON.stringify({
+      format: 'lesa-compare/1', source_layers: 8, target_layers: 10, original: { initial_ppl: 50, heldout_loss: 2.5 },
+      runs: { lesa: run('LESA variants', 3), solar: run('paper baselines', 4), random: run('controls', 6) },
+    }));
+    mkdirSync(join(dir, 'seed-1'));
+    writeFileSync(join(dir, 'seed-1', 'results.json'), JSON.stringify({ runs: { lesa: run('LESA variants', 5) } }));
+    const r = await readCompare(dir);
+    assert.ok(r.ok);
+    if (!r.ok) return;
+    assert.equal(r.summary.originalHeldoutLoss, 2.5);
+    const f = compareLossFigure(r.summary)!;
+    const spec = f.spec as { facet: { row: { sort: string[] } }; spec: { layer: { mark: { type: string }; encoding: Record<string, { scale?: { range: string[] }; datum?: number }> }[] }; data: { values: { method: string; step: number; loss: number; lo: number; hi: number }[] } };
+    assert.deepEqual(spec.facet.row.sort, ['paper baselines', 'LESA variants', 'controls']);
+    const marks = spec.spec.layer.map((l) => l.mark.type);
+    assert.deepEqual(marks, ['area', 'line', 'point', 'rule']);
+    const point = spec.spec.layer[2].encoding;
+    assert.equal(new Set(point.color.scale!.range).size, 3);
+    assert.equal(new Set(point.shape.scale!.range).size, 3);
+    assert.equal(spec.spec.layer[3].encoding.y.datum, 2.5);
+    const lesa10 = spec.data.values.find((v) => v.method === 'lesa' && v.step === 10)!;
+    assert.deepEqual([lesa10.loss, lesa10.lo, lesa10.hi], [4, 3, 5]); // median of 3 and 5, band 3..5
+    const solar10 = spec.data.values.find((v) => v.method === 'solar' && v.step === 10)!;
+    assert.deepEqual([solar10.lo, solar10.hi], [4, 4]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 const skipCli = !isNativeAvailable() ? 'skipped: the native addon is not built (npm run build:native)'

@@ -228,7 +228,7 @@ test('writer: ENOSPC (injected) → DiskFull naming the bytes still needed; no l
   await fsp.rm(root, { recursive: true });
 });
 
-test('writer: ENOSPC on a real 1 MiB tmpfs → DiskFull; no leftovers', async (t) => {
+test('writer: ENOSPC on a real 1 MiB tmpfs → DiskFull for written and kernel-copied tensors; no leftovers', async (t) => {
   const root = await tmpDir();
   const mnt = path.join(root, 'mnt');
   await fsp.mkdir(mnt);
@@ -242,6 +242,18 @@ test('writer: ENOSPC on a real 1 MiB tmpfs → DiskFull; no leftovers', async (t
     const w = await CheckpointWriter.create(path.join(mnt, 'o'), { specs });
     await w.writeTensor('a', bytes(700_000));
     await rejectsKind(w.writeTensor('b', bytes(700_000)), 'DiskFull', /more bytes/);
+    assert.deepEqual(await fsp.readdir(mnt), []);
+    // The same through the kernel copy path (here across filesystems: its pwrite fallback).
+    const srcFile = path.join(root, 'src');
+    await fsp.writeFile(srcFile, bytes(1_400_000));
+    const src = await fsp.open(srcFile, 'r');
+    try {
+      const w2 = await CheckpointWriter.create(path.join(mnt, 'o'), { specs });
+      await w2.copyTensor('a', { fd: src.fd, start: 0, byteLength: 700_000 });
+      await rejectsKind(w2.copyTensor('b', { fd: src.fd, start: 700_000, byteLength: 700_000 }), 'DiskFull', /more bytes/);
+    } finally {
+      await src.close();
+    }
     assert.deepEqual(await fsp.readdir(mnt), []);
   } finally {
     spawnSync('umount', [mnt]);

@@ -3,24 +3,25 @@ import { test } from 'node:test';
 import { resolveLayout } from '../src/arch/index.js';
 import { UserError } from '../src/errors.js';
 import { resolveOptions } from '../src/expand.js';
-import { llamaSteps, predictorStepsArg } from '../src/methods/lesa/budget.js';
-import { defaultLesaOptions } from '../src/methods/method.js';
+import { optionArg } from '../src/cli/args.js';
+import { llamaSteps } from '../src/methods/lesa/budget.js';
+import { lesaOptions as lesaTable } from '../src/methods/lesa/options.js';
 import { methodByName } from '../src/methods/registry.js';
 import { llamaShapes } from './helpers/shapes.js';
 
 const TYPES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
-function lesaOptions(shapes: ReturnType<typeof llamaShapes>, targetLayers: number, lesa: Record<string, unknown> = {}) {
+function lesaOptions(shapes: ReturnType<typeof llamaShapes>, targetLayers: number, methodOptions: Record<string, number | string> = {}) {
   const layout = resolveLayout(shapes.config, shapes.tensors);
-  return methodByName('lesa').plan({ layout, config: shapes.config, options: resolveOptions({ targetLayers, lesa }) }).options;
+  return methodByName('lesa').plan({ layout, config: shapes.config, options: resolveOptions({ targetLayers, methodOptions }) }).options;
 }
 
 /** r·(L−2)/64 steps an epoch, written out: the figures issue 12 quotes. */
 const perEpoch = (r: number, L: number) => Math.ceil((r * (L - 2)) / 64);
 
 test('LESA defaults to the notebooks: 10 epochs, layer 0 fill', () => {
-  assert.equal(defaultLesaOptions.epochs, 10);
-  assert.equal(defaultLesaOptions.fill, 'layer0');
+  assert.equal(lesaTable.epochs.default, 10);
+  assert.equal(lesaTable.fill.default, 'layer0');
   const o = lesaOptions(llamaShapes(30, 576, 1536, 9, 3, 100), 33);
   assert.equal(o.epochs, 10);
   assert.equal(o.fill, 'layer0');
@@ -52,7 +53,7 @@ test('--predictor-steps N: every type trains N steps, whatever its size', () => 
   const o = lesaOptions(llamaShapes(30, 576, 1536, 9, 3, 100), 33, { predictorSteps: 123 });
   assert.deepEqual(o.stepsPerType, Object.fromEntries(TYPES.map((t) => [t, 123])));
   assert.equal(o.predictorSteps, 123);
-  assert.equal(predictorStepsArg('4800'), 4800);
-  assert.equal(predictorStepsArg('llama-3-8b'), 'llama-3-8b');
-  for (const bad of ['0', '-3', '1.5', 'paper', '']) assert.throws(() => predictorStepsArg(bad), /--predictor-steps/);
+  assert.equal(optionArg('predictor-steps', lesaTable.predictorSteps, '4800'), 4800);
+  assert.equal(optionArg('predictor-steps', lesaTable.predictorSteps, 'llama-3-8b'), 'llama-3-8b');
+  for (const bad of ['0', '-3', '1.5', 'paper', '']) assert.throws(() => optionArg('predictor-steps', lesaTable.predictorSteps, bad), /--predictor-steps/);
 });

@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Checkpoint } from '../src/checkpoint/types.js';
-import { CHECK_CHUNK, produce } from '../src/execute/produce.js';
+import { produce } from '../src/execute/produce.js';
+
+/** Large enough that the addon's check runs over many vector lanes and unrolled blocks. */
+const CHECK_CHUNK = 1 << 22;
 import type { OutputTensor } from '../src/plan/recipe.js';
 
 /** A checkpoint of one BF16 tensor with NaN/Inf at `bad` (elements), the rest 1.0. */
@@ -20,7 +23,7 @@ function oneTensor(n: number, bad: number[]): Checkpoint {
 
 const copyOf = (n: number): OutputTensor => ({ name: 'out', dtype: 'BF16', shape: [n], recipe: { kind: 'copy', src: 'w' } });
 
-test('copy: the NaN/Inf check counts across chunk boundaries and returns the raw bytes untouched', async () => {
+test('copy of an in-memory view: the raw NaN/Inf check counts every bad element and returns the raw bytes untouched', async () => {
   const n = 2 * CHECK_CHUNK + 3;
   const clean = oneTensor(n, []);
   const bytes = await produce(clean, copyOf(n));

@@ -37,7 +37,8 @@ double lesaLoss(const MlpLayout& l, size_t n, const float* target, double lambda
 void mlpBackward(const MlpLayout& l, const float* params, const float* x, size_t n, MlpWorkspace& ws);
 
 struct AdamW {
-  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0.01;
+  // lr and weightDecay come from the caller (the TypeScript side owns LESA's defaults).
+  double lr = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0;
   std::vector<float> m, v;
   int64_t t = 0;
   void step(float* params, const float* grad, size_t count);

@@ -1,7 +1,7 @@
 """Compare expansion methods end to end: ``python -m lesa_py.compare`` (``lesa compare``).
 
     python -m lesa_py.compare DIR --target-layers N --out REPORT_DIR
-        [--methods lesa,copy,llama-pro,average,random,solar] [--train FILE] [--eval FILE]
+        [--methods lesa,copy,llama-pro,average,random,solar] [--train DATA] [--eval DATA] [--text-field F]
         [--steps S] [--seq-len T] [--batch B] [--lr LR] [--warmup W] [--eval-every K]
         [--eval-tokens N] [--eval-max-tokens N] [--freeze original|none] [--seed S]
         [--lesa-epochs E] [--solar-target N] [--loss-window K] [--keep-models] [--json] [--quiet]
@@ -13,6 +13,9 @@ For every method (method.md §3-4, the same base model, text, seed and budget):
    the size-matched control) and time it;
 2. measure the expanded model's held-out perplexity with `lesa_py.eval.evaluate`
    on the first ``--eval-max-tokens`` tokens of ``--eval`` (the original model too);
+   DATA is any input `lesa train` takes (text file, directory, JSONL, Parquet,
+   save_to_disk), tokenised as the model was trained: ``[BOS] doc [EOS]`` per document,
+   every window starting with BOS where the tokenizer adds one (`data.conventions`);
 3. run a short continued pre-training (`lesa_py.cpt.train`) with identical
    hyper-parameters, seed and data order, held-out loss every ``--eval-every`` steps;
 4. write ``REPORT_DIR/report.md``, ``results.json`` and PNG plots (`lesa_py.plots`).
@@ -52,20 +55,22 @@ import time
 from pathlib import Path
 from typing import Optional
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_BIN = ROOT / "dist" / "src" / "cli" / "bin.js"
-ALL_METHODS = ("lesa", "copy", "llama-pro", "average", "random", "solar", "stack", "ot-fuse")
+from . import hub
+from .checkpoint import read_manifest, weight_files
+from .errors import UserError
+from .methods import DEFAULT_BIN, ROOT, catalogue, target_problem, use_bin
+
 DEFAULT_METHODS = "lesa,copy,llama-pro,average,random,solar"
 # Variants a method spec may add with "+": NAME+FLAG (e.g. lesa+zero-out, lesa+align+zero-out).
 VARIANT_FLAGS = {"zero-out": ["--zero-out"], "align": ["--align"], "mean-fill": ["--fill", "mean"],
                  "layer0-fill": ["--fill", "layer0"]}
+# Variants with a value, NAME+KEY=VALUE -> --KEY VALUE (e.g. lesa+epochs=10, lesa+predictor-steps=67200):
+# the expand option of that name, its value checked here as a positive integer.
+VALUE_VARIANTS = ("epochs", "predictor-steps")
 PLACEMENTS = ("top", "uniform", "bottom", "llama-pro")
-FIXTURES = Path.home() / ".cache" / "lesa" / "fixtures" / "text"
+FIXTURES = Path(os.environ.get("LESA_FIXTURES") or Path.home() / ".cache" / "lesa" / "fixtures")
 EVAL_WINDOW, EVAL_STRIDE = 1024, 512
-
-
-class UserError(Exception):
-    """Printed as one line, exit status 2."""
+STUDY_SEQ_LEN = 512  # issue 12: windows of at least 512 tokens, the model's context allowing
 
 
 # ----------------------------------------------------------------------------
@@ -79,23 +84,32 @@ def build_parser() -> argparse.ArgumentParser:
     a("dir", help="original HF checkpoint (safetensors)")
     a("--target-layers", type=int, required=True)
     a("--out", required=True, help="report dir: report.md, results.json, *.png, runs/<method>/log.jsonl")
-    a("--methods", default=DEFAULT_METHODS, help=f"comma-separated, of {','.join(ALL_METHODS)}")
-    a("--train", default=str(FIXTURES / "sotu.txt"), help="CPT training text")
-    a("--eval", default=str(FIXTURES / "moby-dick.txt"), help="held-out text")
+    a("--methods", default=DEFAULT_METHODS,
+      help="comma-separated NAME[+VARIANT...][@PLACEMENT] specs; `lesa methods` lists the methods")
+    a("--train", default=str(FIXTURES / "text-docs" / "sotu.jsonl"),
+      help="CPT training data (one document per SOTU speech by default); any form `lesa train --train` takes")
+    a("--eval", default=str(FIXTURES / "text" / "moby-dick.txt"), help="held-out data, same forms")
+    a("--text-field", default="text", help="text field of JSONL rows / column of Parquet and Arrow data")
     a("--steps", type=int, default=60)
-    a("--seq-len", type=int, default=128)
+    a("--seq-len", type=int, default=None,
+      help=f"CPT and held-out window (default {STUDY_SEQ_LEN}, or the model's context if shorter)")
     a("--batch", type=int, default=4)
     a("--lr", type=float, default=1e-4, help="peak learning rate (cosine to lr/10)")
     a("--warmup", type=int, default=None, help="warm-up steps (default: steps // 10)")
     a("--eval-every", type=int, default=10)
-    a("--eval-tokens", type=int, default=2048, help="held-out tokens for the CPT eval")
+    a("--eval-tokens", type=int, default=8192, help="held-out tokens for the CPT eval")
     a("--eval-max-tokens", type=int, default=4096, help="held-out tokens for the initial perplexity")
+    a("--tasks", default=None, help="lm-eval tasks (names or task .yaml files, comma list): accuracy of the "
+      "original and of each expanded model before CPT, in the report")
     a("--freeze", choices=["original", "none"], default="original")
     a("--seed", type=int, default=0)
     a("--lesa-epochs", type=int, default=None, help="--epochs for the lesa method (default: the CLI's)")
     a("--solar-target", type=int, default=None,
       help="run solar at this target instead of --target-layers (solar needs an even target in L+1..2L-2)")
     a("--loss-window", type=int, default=10, help="final train loss = mean of the last K steps")
+    a("--dtype", choices=["f32", "bf16"], default="f32",
+      help="CPT and held-out evaluation under bf16 autocast (weights and optimizer stay f32) or plain f32")
+    a("--device", choices=["cpu", "cuda"], default="cpu", help="where CPT and the evaluations run")
     a("--threads", type=int, default=None,
       help="torch threads (and the CLI's --threads for expand); on a busy machine 1 is often fastest")
     a("--keep-models", action="store_true", help="keep REPORT_DIR/models/<method>")
@@ -109,19 +123,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args) -> list[str]:
+    try:
+        args.dir = str(hub.local_dir(args.dir))  # a hub id: every method expands the same snapshot
+    except hub.UserError as e:
+        raise UserError(str(e)) from None
     d = Path(args.dir)
-    if not (d / "config.json").is_file():
-        raise UserError(f"{d}: not a checkpoint directory (no config.json)")
+    weight_files(d)
+    if not Path(args.lesa_bin).is_file():
+        raise UserError(f"{args.lesa_bin} missing: build the CLI first (npx tsc -p tsconfig.json)")
+    use_bin(args.lesa_bin)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
-        raise UserError(f"--methods: none given; choose from {', '.join(ALL_METHODS)}")
+        raise UserError(f"--methods: none given; choose from {', '.join(catalogue())}")
     for m in methods:
         parse_spec(m)
     if len(set(methods)) != len(methods):
         raise UserError("--methods: a method is listed twice")
+    from .corpus import DataError, open_corpus
+
     for f in ("train", "eval"):
-        if not Path(getattr(args, f)).is_file():
-            raise UserError(f"--{f}: file not found: {getattr(args, f)}")
+        try:
+            open_corpus(getattr(args, f), args.text_field)  # the structure now, rows when tokenised
+        except DataError as e:
+            raise UserError(f"--{f}: {e}") from None
+    ctx = json.loads((d / "config.json").read_text())
+    ctx = ctx.get("text_config", ctx).get("max_position_embeddings")
+    if args.seq_len is None:
+        args.seq_len = min(STUDY_SEQ_LEN, ctx or STUDY_SEQ_LEN)
+    elif ctx and args.seq_len > ctx:
+        raise UserError(f"--seq-len {args.seq_len} exceeds the model's context ({ctx} positions)")
     for name in ("steps", "seq_len", "batch", "eval_tokens", "eval_max_tokens", "loss_window"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
@@ -132,8 +162,6 @@ def check_args(args) -> list[str]:
     src = source_layers(d)
     if args.target_layers <= src:
         raise UserError(f"--target-layers {args.target_layers} must exceed the model's {src} layers")
-    if not Path(args.lesa_bin).is_file():
-        raise UserError(f"{args.lesa_bin} missing: build the CLI first (npx tsc -p tsconfig.json)")
     return methods
 
 
@@ -145,14 +173,21 @@ def parse_spec(spec: str) -> tuple[str, list[str]]:
     so that a spec does not change meaning with a method's default placement."""
     head, _, place = spec.partition("@")
     name, *variants = head.split("+")
-    if name not in ALL_METHODS:
-        raise UserError(f"--methods: unknown method \"{name}\" in \"{spec}\"; choose from {', '.join(ALL_METHODS)}")
+    if name not in catalogue():
+        raise UserError(f"--methods: unknown method \"{name}\" in \"{spec}\"; choose from {', '.join(catalogue())}")
     flags: list[str] = []
     for v in variants:
+        key, eq, value = v.partition("=")
+        if eq and key in VALUE_VARIANTS:
+            if not value.isdigit() or int(value) < 1:
+                raise UserError(f"--methods: \"+{v}\" in \"{spec}\": {key} takes a positive integer")
+            flags += [f"--{key}", value]
+            continue
         if v not in VARIANT_FLAGS:
-            raise UserError(f"--methods: unknown variant \"+{v}\" in \"{spec}\"; choose from {', '.join(VARIANT_FLAGS)}")
+            raise UserError(f"--methods: unknown variant \"+{v}\" in \"{spec}\"; choose from "
+                            f"{', '.join(VARIANT_FLAGS)} or {'|'.join(VALUE_VARIANTS)}=N")
         flags += VARIANT_FLAGS[v]
-    if not place and name not in ("solar", "stack"):  # those two place layers by their own rule
+    if not place and catalogue()[name]["placement"]:  # not solar, stack: they place layers by their own rule
         place = "top"  # explicit, so a spec means the same whatever a method's default placement is
     if place:
         if place.startswith("after="):
@@ -177,16 +212,11 @@ def source_layers(d: Path) -> int:
 def method_target(method: str, L: int, target: int, solar_target: Optional[int]) -> tuple[Optional[int], str]:
     """(target to use, note) or (None, reason it is not applicable)."""
     method = parse_spec(method)[0]
-    if method == "solar":
-        t = solar_target if solar_target is not None else target
-        if t % 2 or not L + 1 <= t <= 2 * L - 2:
-            return None, (f"solar needs an even target in {L + 1}..{2 * L - 2} (m = (2L - target)/2 layers "
-                          f"dropped at the seam); {t} is not")
-        note = "" if t == target else f"run at {t} layers (--solar-target), not {target}"
-        return t, note
-    if method == "stack" and target % L:
-        return None, f"stack repeats the whole stack: the target must be a multiple of {L}, {target} is not"
-    return target, ""
+    t = solar_target if method == "solar" and solar_target is not None else target
+    problem = target_problem(method, L, t)
+    if problem:
+        return None, problem
+    return t, "" if t == target else f"run at {t} layers (--solar-target), not {target}"
 
 
 # ----------------------------------------------------------------------------
@@ -267,38 +297,71 @@ def expand(lesa_bin: str, src: Path, out: Path, spec: str, target: int, seed: in
         cmd += ["--threads", str(threads)]
     if method == "random":
         cmd.append("--match-norm")
-    if method == "lesa" and lesa_epochs is not None:
+    if method == "lesa" and lesa_epochs is not None and "--epochs" not in flags and "--predictor-steps" not in flags:
         cmd += ["--epochs", str(lesa_epochs)]
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True)
     return cmd, time.time() - t0, p
 
 
-def initial_ppl(model_dir: Path, text: str, max_tokens: int) -> dict:
-    """lesa_py.eval on the first max_tokens tokens (windows 1024, stride 512)."""
+def tokens(model_dir: Path, source: str, text_field: str):
+    """(ids, info) of a data source with `model_dir`'s tokenizer (cached; see data.tokenize_corpus)."""
+    from transformers import AutoTokenizer
+
+    from .data import tokenize_corpus
+
+    cache = Path(os.environ.get("LESA_CACHE_DIR") or Path.home() / ".cache/lesa/tokens")
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    return tokenize_corpus(tok, model_dir, source, cache, text_field=text_field)
+
+
+def initial_ppl(model_dir: Path, held: tuple, max_tokens: int, device: str = "cpu") -> dict:
+    """lesa_py.eval on the first max_tokens tokens of the held-out stream (windows 1024, stride 512,
+    each starting with BOS where the model takes one). `held` is `tokens()` of the eval data."""
+    import numpy as np
+
     from .eval import evaluate, load
 
-    model, tok = load(model_dir, device="cpu", dtype="f32")
+    ids, info = held
+    ids = np.array(ids[:max_tokens], dtype=np.int64)  # a writable copy of the memory-mapped cache
+    model, _ = load(model_dir, device=device, dtype="f32")
     try:
-        return evaluate(model, tok, text, max_tokens=max_tokens, window=EVAL_WINDOW, stride=EVAL_STRIDE)
+        return evaluate(model, ids, max_tokens=max_tokens, window=EVAL_WINDOW, stride=EVAL_STRIDE, bos=info["bos"])
     finally:
         del model
 
 
-def original_heldout_loss(model_dir: Path, eval_path: str, seq_len: int, eval_tokens: int, batch: int) -> float:
+def task_accuracy(model_dir: Path, tasks: str) -> dict:
+    """lm-eval accuracy per task (lesa_py.tasks) of the model as expanded (no CPT)."""
+    from .eval import load
+    from .tasks import run_tasks
+
+    model, tok = load(model_dir, device="cpu", dtype="f32")
+    try:
+        return run_tasks(model, tok, [t.strip() for t in tasks.split(",") if t.strip()])
+    finally:
+        del model
+
+
+def original_heldout_loss(model_dir: Path, held: tuple, seq_len: int, eval_tokens: int, batch: int,
+                          device: str = "cpu", dtype: str = "f32") -> float:
     """The original model's loss on exactly the CPT eval windows (the reference line)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from .cpt import heldout_loss
-    from .data import eval_windows, tokenize_file
+    from .data import eval_windows
 
-    cache = Path(os.environ.get("LESA_CACHE_DIR") or Path.home() / ".cache/lesa/tokens")
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
-    ids = tokenize_file(tok, model_dir, eval_path, cache)[0]
-    windows = eval_windows(ids, seq_len, eval_tokens)
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, use_safetensors=True)
-    return heldout_loss(model, windows, batch, torch.device("cpu"), contextlib.nullcontext)
+    ids, info = held
+    windows = eval_windows(ids, seq_len, eval_tokens, bos=info["bos"], eos=info["eos"])
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, use_safetensors=True).to(device)
+    autocast = lambda: torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=dtype == "bf16")  # as cpt does
+    return heldout_loss(model, windows, batch, torch.device(device), autocast)
+
+
+def data_record(info: dict) -> dict:
+    """What the report says about one input: documents, tokens, rows skipped, the conventions."""
+    return {k: info[k] for k in ("tokens", "documents", "skipped", "ignored_files", "bos", "eos")}
 
 
 def read_log(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
@@ -346,10 +409,20 @@ def run(args, argv: list[str]) -> dict:
         torch.set_num_threads(args.threads)
     src = Path(args.dir).resolve()
     out = Path(args.out).resolve()
+    from .data import CACHE_VERSION, DataError
+
+    data = {}
+    for flag in ("eval", "train"):  # tokenised once here (cached), reused by every method
+        try:
+            data[flag] = tokens(src, getattr(args, flag), args.text_field)
+        except DataError as e:
+            raise UserError(f"--{flag}: {e}") from None
+        if data[flag][1]["skipped_note"]:
+            log(f"--{flag} {data[flag][1]['path']}: {data[flag][1]['skipped_note']}")
+    held, train_info = data["eval"], data["train"][1]
     out.mkdir(parents=True, exist_ok=True)
     L = source_layers(src)
     warmup = args.warmup if args.warmup is not None else max(0, args.steps // 10)
-    text = Path(args.eval).read_text(encoding="utf-8")
     started = _dt.datetime.now(_dt.timezone.utc)
     t_all = time.time()
 
@@ -364,13 +437,16 @@ def run(args, argv: list[str]) -> dict:
         "methods": methods,
         "settings": {
             "train": str(Path(args.train).resolve()), "eval": str(Path(args.eval).resolve()),
+            "text_field": args.text_field, "data_format": CACHE_VERSION,
+            "train_data": data_record(train_info), "eval_data": data_record(held[1]),
             "steps": args.steps, "seq_len": args.seq_len, "batch": args.batch, "lr": args.lr,
             "min_lr": args.lr / 10, "warmup": warmup, "eval_every": args.eval_every,
             "eval_tokens": args.eval_tokens, "eval_max_tokens": args.eval_max_tokens,
             "initial_ppl_window": EVAL_WINDOW, "initial_ppl_stride": EVAL_STRIDE,
             "freeze": args.freeze, "seed": args.seed, "lesa_epochs": args.lesa_epochs,
             "solar_target": args.solar_target, "loss_window": args.loss_window, "threads": args.threads,
-            "tokens_per_step": args.batch * args.seq_len, "random_flags": "--match-norm",
+            "tokens_per_step": args.batch * args.seq_len, "random_flags": "--match-norm", "tasks": args.tasks,
+            "dtype": args.dtype, "device": args.device,
         },
         "machine": machine(),
         "versions": versions(args.lesa_bin),
@@ -389,14 +465,14 @@ def run(args, argv: list[str]) -> dict:
     if prior and "initial_ppl" in prior.get("original", {}):
         results["original"] = prior["original"]
     else:
-        results["original"] = original_model(src, L, text, args, log)
+        results["original"] = original_model(src, L, held, args, log)
     per: dict = dict(prior["runs"]) if prior else {}
     results["runs"] = per
     for i, m in enumerate(methods):
         if prior and per.get(m, {}).get("status") == "ok":
             log(f"[{i + 1}/{len(methods)}] {m}: kept from {out / 'results.json'}")
             continue
-        per[m] = run_method(m, src, out, L, text, warmup, args, log, i, len(methods))
+        per[m] = run_method(m, src, out, L, held, warmup, args, log, i, len(methods))
         if i + 1 < len(methods):  # a partial report after each method: a long run that dies still leaves one
             results["partial"] = True
             write_report(results, out, t_all, log, False, methods if args.resume else None)
@@ -446,7 +522,8 @@ def _stages(res: Optional[dict]) -> list[dict]:
 
 # Settings that must match for --resume to add runs to an existing report.
 RESUME_KEYS = ("steps", "seq_len", "batch", "lr", "min_lr", "warmup", "eval_every", "eval_tokens", "eval_max_tokens",
-               "freeze", "seed", "lesa_epochs", "solar_target", "loss_window", "train", "eval")
+               "freeze", "seed", "lesa_epochs", "solar_target", "loss_window", "train", "eval", "text_field",
+               "data_format", "dtype")
 
 
 def load_prior(out: Path, results: dict) -> Optional[dict]:
@@ -464,15 +541,18 @@ def load_prior(out: Path, results: dict) -> Optional[dict]:
     return prior
 
 
-def original_model(src: Path, L: int, text: str, args, log) -> dict:
+def original_model(src: Path, L: int, held: tuple, args, log) -> dict:
     log(f"original {src.name} ({L} layers): initial perplexity on {args.eval_max_tokens} held-out tokens")
     orig: dict = {}
     try:
-        r = initial_ppl(src, text, args.eval_max_tokens)
+        r = initial_ppl(src, held, args.eval_max_tokens, args.device)
         orig.update(initial_nll=r["nll"], initial_ppl=r["ppl"], eval_tokens_scored=r["tokens"],
                     eval_seconds=round(r["seconds"], 3))
-        orig["heldout_loss"] = original_heldout_loss(src, args.eval, args.seq_len, args.eval_tokens, args.batch)
+        orig["heldout_loss"] = original_heldout_loss(src, held, args.seq_len, args.eval_tokens, args.batch,
+                                                     args.device, args.dtype)
         orig["heldout_ppl"] = _ppl(orig["heldout_loss"])
+        if args.tasks:
+            orig["tasks"] = task_accuracy(src, args.tasks)
         log(f"original: ppl {r['ppl']:.3f}, CPT-window held-out loss {orig['heldout_loss']:.4f}")
     except Exception as e:  # the comparison still stands without the reference
         orig["error"] = f"{type(e).__name__}: {e}"
@@ -480,7 +560,7 @@ def original_model(src: Path, L: int, text: str, args, log) -> dict:
     return orig
 
 
-def run_method(m: str, src: Path, out: Path, L: int, text: str, warmup: int, args, log, i: int, n: int) -> dict:
+def run_method(m: str, src: Path, out: Path, L: int, held: tuple, warmup: int, args, log, i: int, n: int) -> dict:
     rec: dict = {"method": m}
     target, note = method_target(m, L, args.target_layers, args.solar_target)
     if target is None:
@@ -508,25 +588,29 @@ def run_method(m: str, src: Path, out: Path, L: int, text: str, warmup: int, arg
                 rec.update(status="failed", stage="expand", error=why, stderr_tail=p.stderr[-2000:])
                 log(f"  {m}: expand failed: {why}")
             return rec
-        man = json.loads((model_dir / "lesa.json").read_text())
+        man = read_manifest(model_dir)
         rec["new_layers"] = man.get("new_layers")
         if man.get("alignment"):
             rec["alignment"] = man["alignment"]
         log(f"  {m}: expanded in {secs:.1f}s; new layers {rec['new_layers']}")
 
         rec["stage"] = "initial eval"
-        r = initial_ppl(model_dir, text, args.eval_max_tokens)
+        r = initial_ppl(model_dir, held, args.eval_max_tokens, args.device)
         rec.update(initial_nll=r["nll"], initial_ppl=r["ppl"], initial_eval_seconds=round(r["seconds"], 3))
         log(f"  {m}: initial ppl {r['ppl']:.3f} ({r['seconds']:.1f}s)")
+        if args.tasks:
+            rec["stage"] = "tasks"
+            rec["tasks"] = task_accuracy(model_dir, args.tasks)
 
         rec["stage"] = "cpt"
         from .cpt import train
 
         summary = train(dict(
-            model=str(model_dir), train=args.train, eval=args.eval, out=str(run_dir), freeze=args.freeze,
+            model=str(model_dir), train=args.train, eval=args.eval, text_field=args.text_field, out=str(run_dir),
+            freeze=args.freeze,
             steps=args.steps, seq_len=args.seq_len, batch=args.batch, lr=args.lr, min_lr=args.lr / 10,
             warmup=warmup, seed=args.seed, eval_every=args.eval_every, eval_tokens=args.eval_tokens,
-            save_every=0, device="cpu", dtype="f32", quiet=args.quiet,
+            save_every=0, device=args.device, dtype=args.dtype, quiet=args.quiet,
         ))
         tr, ev = read_log(run_dir / "log.jsonl")
         k = min(args.loss_window, len(tr))
@@ -578,6 +662,10 @@ def finish(results: dict, out: Path, t_all: float, log, final: bool) -> None:
             summary["lesa_minus_best_baseline_eval_loss"] = d
             summary["lesa_vs_best_baseline_ppl_ratio"] = math.exp(d)
     results["summary"] = summary
+    from .plots import group
+
+    for m, r in per.items():
+        r["group"] = group(m)  # the loss figures' panel (lesa_py.plots and the HTML report)
     results["machine"]["loadavg_end"] = load_avg()
     results["wall_seconds"] = round(time.time() - t_all, 1)
     if results.get("stages"):
@@ -627,6 +715,18 @@ def _wall(res: dict) -> str:
     return f"{len(stages)} stages ({total:.0f} s of wall time in all, stages may have overlapped; the last {res['wall_seconds']:.0f} s)"
 
 
+def _data_line(s: dict) -> str:
+    tr, ev = s.get("train_data"), s.get("eval_data")
+    if not tr or not ev:
+        return ""
+    skipped = "; ".join(f"{name}: {sum(d['skipped'].values())} rows skipped ({', '.join(f'{c} {w}' for w, c in d['skipped'].items())})"
+                        for name, d in (("train", tr), ("eval", ev)) if d["skipped"])
+    bos = f"every window starts with BOS (id {tr['bos']})" if tr["bos"] is not None else "no BOS (the tokenizer adds none)"
+    eos = f"documents end with EOS (id {tr['eos']})" if tr["eos"] is not None else "documents are not separated"
+    return (f" ({tr['documents']} documents, {tr['tokens']:,} tokens; held-out {ev['documents']} documents, "
+            f"{ev['tokens']:,} tokens); {bos}, {eos}" + (f"; {skipped}" if skipped else ""))
+
+
 def report_md(res: dict) -> str:
     s, m = res["settings"], res["machine"]
     v = res["versions"]
@@ -651,7 +751,7 @@ def report_md(res: dict) -> str:
         f"`--freeze {s['freeze']}`"
         + (" (only the new layers train)" if s["freeze"] == "original" else " (all parameters train)")
         + "; every method sees the same windows in the same order",
-        f"- train text: `{s['train']}`; held-out text: `{s['eval']}`",
+        f"- train data: `{s['train']}`; held-out data: `{s['eval']}`" + _data_line(s),
         f"- held-out loss during CPT: first {s['eval_tokens']} tokens in windows of {s['seq_len']}, "
         f"every {s['eval_every']} steps (and step 0)",
         f"- initial perplexity: `lesa_py.eval` on the first {s['eval_max_tokens']} held-out tokens "
@@ -706,6 +806,7 @@ def report_md(res: dict) -> str:
     notes = [f"- `{n}`: {r['note']}" for n, r in res["runs"].items() if r.get("note")]
     if notes:
         lines += ["", "Notes:", *notes]
+    lines += task_table(res)
     lines += ["", "## Plots", ""]
     for title, key in (("Held-out loss vs step", "heldout"), ("Training loss (smoothed) vs step", "train"),
                        ("Initial perplexity", "initial")):
@@ -723,9 +824,29 @@ def report_md(res: dict) -> str:
     return "\n".join(lines)
 
 
+def task_table(res: dict) -> list[str]:
+    """The "Downstream accuracy" section: acc (acc_norm) per task, original then each method."""
+    rows = [("original", res.get("original", {}))] + list(res["runs"].items())
+    tasks = list(dict.fromkeys(t for _, r in rows for t in (r.get("tasks") or {})))
+    if not tasks:
+        return []
+    n = {t: next(r["tasks"][t].get("n") for _, r in rows if t in (r.get("tasks") or {})) for t in tasks}
+    lines = ["", "## Downstream accuracy (lm-evaluation-harness, before CPT)", "",
+             "| model | " + " | ".join(f"{t} acc (acc_norm), n={n[t]}" for t in tasks) + " |",
+             "| --- |" + " ---: |" * len(tasks)]
+    for name, r in rows:
+        got = r.get("tasks") or {}
+        cells = [f"{got[t]['acc']:.3f} ({got[t].get('acc_norm', float('nan')):.3f})" if "acc" in got.get(t, {}) else "-"
+                 for t in tasks]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.quiet:  # lm-eval's and datasets' bars (--tasks): tqdm reads this when it is first imported
+        os.environ["TQDM_DISABLE"] = "1"
     try:
         res = run(args, argv)
     except UserError as e:

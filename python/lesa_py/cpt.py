@@ -6,8 +6,9 @@ the new layers train (the paper's setting; ``lesa.json`` says which ones are new
 ``--freeze none`` is the full-parameter ablation.
 
 The file reads top to bottom like nanoGPT's train.py: arguments, a few helpers
-(manifest, schedule, held-out loss, checkpoints), then `_train`, one loop that does
-schedule -> eval -> checkpoint -> accumulation -> clipping -> step -> log.
+(manifest, schedule, held-out loss, checkpoints), set-up functions (`setup`: run dir,
+data, model, optimizer; `resume`), then `_train_loop`, one screen that does
+eval -> checkpoint -> schedule -> accumulation -> clipping -> step -> log.
 
 Single process::
 
@@ -23,13 +24,11 @@ In-process (the ``compare`` command): ``train(dict(model=..., train=..., out=...
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import math
 import os
 import random
-import shutil
 import socket
 import sys
 import time
@@ -39,15 +38,15 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .data import DataError, WindowSampler, eval_windows, sha256_file, tokenize_file
+from . import __version__, hub
+from .checkpoint import MANIFEST_FORMAT, read_manifest, weight_files
+from .checkpoints import (CheckpointError, everyone_or_nobody, failpoint, find_checkpoint, load_checkpoint,
+                          newest_checkpoint, remove_partial, save_checkpoint, set_rng_state, staged_dir)
+from .data import DataError, WindowSampler, eval_windows, sha256_file, tokenize_corpus
+from .errors import UserError
 
-CKPT_FORMAT = "lesa-cpt-ckpt/1"
-MANIFEST_FORMAT = "lesa-manifest/1"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-
-
-class CPTError(Exception):
-    """A user error: printed as one clean line, exit status 2 (no stack trace)."""
+# cpt's user errors are the package's (lesa_py.errors): printed as one line, exit status 2.
+CPTError = UserError
 
 
 # ----------------------------------------------------------------------------
@@ -61,8 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a = p.add_argument
     a("--model", required=True, help="HF checkpoint dir (safetensors only), normally written by `lesa expand`")
-    a("--train", required=True, help="training text file (UTF-8)")
-    a("--eval", default=None, help="held-out text file (optional)")
+    a("--train", required=True, help="training data: a UTF-8 text file, a directory of .txt/.jsonl/.parquet files, "
+      "a .jsonl or .parquet file, or a datasets save_to_disk directory (documents get the model's BOS/EOS)")
+    a("--eval", default=None, help="held-out data, same forms as --train (optional)")
+    a("--text-field", default="text", help="the text field of JSONL rows / column of Parquet and Arrow data")
     a("--out", required=True, help="run dir: log.jsonl, ckpt/, final/")
     a("--freeze", choices=["original", "none"], default="original",
       help="original: train only the layers lesa.json lists as new (the paper's setting); none: train everything")
@@ -82,7 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--eval-tokens", type=int, default=1 << 18, help="evaluate on the first N tokens of --eval")
     a("--save-every", type=int, default=500, help="checkpoint interval in steps (also at the end; 0: never)")
     a("--keep", type=int, default=1, help="checkpoints kept in OUT/ckpt (the newest N)")
-    a("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    a("--resume", nargs="?", const=True, default=False, type=_resume_mode, metavar="auto",
+      help="continue from the newest complete checkpoint in --out (refused if there is none); "
+           "--resume auto: the same, or start from step 0 when no checkpoint was written yet "
+           "(one idempotent command for job schedulers and torchrun --max-restarts)")
     a("--save-final", action="store_true", help="write an HF checkpoint + lesa.json to OUT/final/")
     a("--dtype", choices=["auto", "f32", "bf16"], default="auto",
       help="autocast dtype (weights and optimizer stay f32); auto: bf16 on CUDA with bf16 support, else f32")
@@ -92,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--json", action="store_true", help="print the summary as one JSON object on stdout")
     a("--quiet", action="store_true", help="no per-step progress on stderr")
     return p
+
+
+def _resume_mode(v: str):
+    if v != "auto":
+        raise argparse.ArgumentTypeError(f"expected no value or 'auto', got {v!r}")
+    return v
 
 
 def _config(args: Union[argparse.Namespace, dict]) -> argparse.Namespace:
@@ -125,6 +135,8 @@ def _config(args: Union[argparse.Namespace, dict]) -> argparse.Namespace:
     for name, ok, what in checks:
         if not ok:
             raise CPTError(f"expected --{name.replace('_', '-')} {what}, got {getattr(cfg, name)}")
+    if cfg.resume not in (False, True, "auto"):
+        raise CPTError(f"expected --resume with no value or 'auto', got {cfg.resume!r}")
     if cfg.decay_steps is None:
         cfg.decay_steps = cfg.steps
     if cfg.decay_steps < 1:
@@ -138,35 +150,11 @@ def _config(args: Union[argparse.Namespace, dict]) -> argparse.Namespace:
 
 def check_model_dir(model_dir: Path) -> list[Path]:
     """The safetensors weight files of `model_dir`; pickle checkpoints are refused."""
-    if not model_dir.is_dir():
-        raise CPTError(f"--model {model_dir}: not a directory")
-    if not (model_dir / "config.json").is_file():
-        raise CPTError(f"--model {model_dir}: no config.json (expected an HF checkpoint dir)")
-    st = sorted(model_dir.glob("*.safetensors"))
-    if not st:
-        pickles = sorted(p.name for p in model_dir.iterdir() if p.suffix in PICKLE_SUFFIXES)
-        hint = (f" (found {', '.join(pickles)}: pickle checkpoints can run code when loaded and are "
-                "refused; convert them to safetensors first)") if pickles else ""
-        raise CPTError(f"--model {model_dir}: no .safetensors weights{hint}")
-    return st
+    return weight_files(model_dir, "--model")
 
 
 def load_manifest(model_dir: Path) -> Optional[dict]:
-    path = model_dir / "lesa.json"
-    if not path.is_file():
-        return None
-    try:
-        m = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CPTError(f"{path}: not valid JSON ({e})")
-    if m.get("format") != MANIFEST_FORMAT:
-        raise CPTError(f"{path}: format is {m.get('format')!r}, expected {MANIFEST_FORMAT!r}")
-    nl = m.get("new_layers")
-    if not isinstance(nl, list) or not all(isinstance(i, int) and i >= 0 for i in nl):
-        raise CPTError(f"{path}: new_layers must be a list of layer indices, got {nl!r}")
-    if not isinstance(m.get("layer_prefix"), str):
-        raise CPTError(f"{path}: layer_prefix missing")
-    return m
+    return read_manifest(model_dir)
 
 
 def apply_freeze(model, freeze: str, manifest: Optional[dict], model_dir: Path) -> list[str]:
@@ -213,12 +201,19 @@ def model_identity(model_dir: Path, weight_files: list[Path]) -> str:
     """Cheap fingerprint of the starting weights, to refuse resuming onto another model.
 
     The manifest already holds the sha256 of every file; without one, fall back to
-    config.json plus the weight files' names and sizes.
+    config.json plus the weight files' names, sizes and safetensors headers.
     """
+    import hashlib
+
     man = model_dir / "lesa.json"
     if man.is_file():
         return "lesa.json:" + sha256_file(man)
-    parts = [sha256_file(model_dir / "config.json")] + [f"{f.name}:{f.stat().st_size}" for f in weight_files]
+    parts = [sha256_file(model_dir / "config.json")]
+    for f in weight_files:
+        with open(f, "rb") as fh:
+            head = fh.read(8)
+            head += fh.read(int.from_bytes(head, "little") if len(head) == 8 else 0)
+        parts.append(f"{f.name}:{f.stat().st_size}:{hashlib.sha256(head).hexdigest()}")
     return "files:" + "|".join(parts)
 
 
@@ -229,6 +224,12 @@ def source_dtype(weight_files: list[Path]):
     with safe_open(str(weight_files[0]), framework="pt") as f:
         keys = list(f.keys())
         return f.get_slice(keys[0]).get_dtype() if keys else "F32"
+
+
+def data_summary(info: Optional[dict]) -> Optional[dict]:
+    """What the summary records of one input: size, documents, rows skipped and why."""
+    keys = ("path", "sha256", "tokens", "documents", "skipped", "ignored_files", "bos", "eos", "text_field")
+    return {k: info[k] for k in keys} if info else None
 
 
 _ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
@@ -288,237 +289,12 @@ def heldout_loss(model, windows: np.ndarray, batch: int, device, autocast, rank:
             with autocast():
                 loss = lm_loss(model, x, reduction="none").view(x.size(0), -1)
             total[0] += (loss.double().sum(1) * weight).sum()
+            failpoint("eval")
             total[1] += weight.sum() * loss.size(1)
     if world > 1:
         dist.all_reduce(total)
     model.train(was_training)
     return (total[0] / total[1]).item()
-
-
-# ----------------------------------------------------------------------------
-# checkpoints: OUT/ckpt/step-00000300/{model.safetensors, optimizer.safetensors, state.json}
-# plus OUT/ckpt/latest naming the newest complete one. Each step dir is written
-# under a temp name and renamed (atomic); `latest` is replaced atomically after.
-
-
-def _rng_state() -> dict:
-    """This process's RNG states, JSON-able."""
-    import torch
-
-    py = random.getstate()
-    npst = np.random.get_state()
-    st = {
-        "python": [py[0], list(py[1]), py[2]],
-        "numpy": [npst[0], npst[1].tolist(), int(npst[2]), int(npst[3]), float(npst[4])],
-        "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        st["cuda"] = base64.b64encode(torch.cuda.get_rng_state().numpy().tobytes()).decode()
-    return st
-
-
-def _set_rng_state(st: dict) -> None:
-    import torch
-
-    py = st["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    n = st["numpy"]
-    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
-    torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(st["torch"])), dtype=torch.uint8))
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(st["cuda"])), dtype=torch.uint8))
-
-
-def _jsonable(x):
-    if isinstance(x, tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, list):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    return x
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def latest_checkpoint(out: Path) -> Optional[Path]:
-    root = out / "ckpt"
-    latest = root / "latest"
-    if latest.is_file():
-        p = root / latest.read_text().strip()
-        if (p / "state.json").is_file():
-            return p
-    # `latest` lost (crash between the two renames): take the newest complete dir.
-    done = sorted(d for d in root.glob("step-*") if (d / "state.json").is_file())
-    return done[-1] if done else None
-
-
-def _ckpt_options(strict: bool = True):
-    from torch.distributed.checkpoint.state_dict import StateDictOptions
-
-    # Full (unsharded) tensors on CPU: the same files whatever the world size or
-    # wrapping; only trainable params (frozen ones are in --model already).
-    return StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True, strict=strict)
-
-
-def _flatten_optim(osd: dict) -> tuple[dict, dict]:
-    """Nested optimizer state (keyed by parameter name) -> (tensors for safetensors, JSON rest)."""
-    import torch
-
-    tensors, scalars = {}, {}
-    for fqn, st in osd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"{fqn}/{k}"] = v.detach().contiguous().cpu()
-            else:
-                scalars[f"{fqn}/{k}"] = v
-    return tensors, {"scalars": scalars, "param_groups": _jsonable(osd["param_groups"])}
-
-
-def _unflatten_optim(tensors: dict, rest: dict) -> dict:
-    state: dict[str, dict] = {}
-    for key, v in list(tensors.items()) + list(rest["scalars"].items()):
-        fqn, k = key.rsplit("/", 1)
-        state.setdefault(fqn, {})[k] = v
-    groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else g for g in rest["param_groups"]]
-    return {"state": state, "param_groups": groups}
-
-
-def save_checkpoint(out: Path, step: int, model, optimizer, sampler, trainable: list[str], state: dict,
-                    rank: int, world: int, keep: int = 1) -> Optional[Path]:
-    """Collective: every rank calls it; rank 0 writes."""
-    import torch
-    import torch.distributed as dist
-    from safetensors.torch import save_file
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
-
-    opts = _ckpt_options()
-    msd = get_model_state_dict(model, options=opts)
-    if rank == 0:  # with cpu_offload the full tensors land on rank 0 only
-        # Exactly the trainable parameters, by their (deduplicated) names: a head
-        # tied to a frozen embedding would otherwise come along under its second name.
-        missing = [n for n in trainable if n not in msd]
-        if missing:
-            raise RuntimeError(f"state dict lacks trainable parameters {missing[:5]}")
-        msd = {n: msd[n] for n in trainable}
-    osd = get_optimizer_state_dict(model, optimizer, options=opts)
-    per_rank = {"sampler": sampler.state_dict(), "rng": _rng_state()}
-    if world > 1:
-        gathered = [None] * world
-        dist.all_gather_object(gathered, per_rank)
-    else:
-        gathered = [per_rank]
-    path = None
-    if rank == 0:
-        root = out / "ckpt"
-        root.mkdir(parents=True, exist_ok=True)
-        name = f"step-{step:08d}"
-        tmp = root / f".tmp-{name}-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        save_file({k: v.detach().contiguous().cpu() for k, v in msd.items()}, str(tmp / "model.safetensors"))
-        otensors, orest = _flatten_optim(osd)
-        save_file(otensors, str(tmp / "optimizer.safetensors"))
-        full_state = dict(state, format=CKPT_FORMAT, step=step, world_size=world, ranks=gathered, optimizer=orest)
-        (tmp / "state.json").write_text(json.dumps(full_state))
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        final = root / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        _fsync_dir(root)
-        lt = root / f".latest-{os.getpid()}"
-        lt.write_text(name + "\n")
-        os.replace(lt, root / "latest")
-        _fsync_dir(root)
-        # Keep only the newest `keep`: the optimizer state of a big model is large.
-        for d in sorted(root.glob("step-*"))[:-keep]:
-            shutil.rmtree(d, ignore_errors=True)
-        path = final
-    if world > 1:
-        dist.barrier()  # nobody moves on (or exits) before the checkpoint is on disk
-    return path
-
-
-def load_checkpoint(path: Path, model, optimizer, trainable: list[str]) -> dict:
-    """Every rank reads the full files and loads them (FSDP shards them itself)."""
-    import torch
-    from safetensors.torch import load_file
-    from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
-
-    state = json.loads((path / "state.json").read_text())
-    if state.get("format") != CKPT_FORMAT:
-        raise CPTError(f"{path}: checkpoint format {state.get('format')!r}, expected {CKPT_FORMAT!r}")
-    msd = load_file(str(path / "model.safetensors"))
-    # The file holds exactly the trainable parameters; say so ourselves (strict
-    # loading would also demand the frozen ones, which come from --model).
-    if set(msd) != set(trainable):
-        missing, extra = sorted(set(trainable) - set(msd)), sorted(set(msd) - set(trainable))
-        raise CPTError(f"{path}: checkpoint tensors do not match the trainable parameters "
-                       f"(missing {missing[:5]}, unexpected {extra[:5]})")
-    set_model_state_dict(model, msd, options=_ckpt_options(strict=False))
-    opts = _ckpt_options()
-    osd = _unflatten_optim(load_file(str(path / "optimizer.safetensors")), state["optimizer"])
-    set_optimizer_state_dict(model, optimizer, osd, options=opts)
-    return state
-
-
-def save_final(out: Path, model, raw, tokenizer, model_dir: Path, src_dtype: str, rank: int, world: int) -> Optional[Path]:
-    """OUT/final/: save_pretrained (safetensors, in the source dtype) + tokenizer + lesa.json.
-
-    The manifest is copied with its `files` hashes recomputed over final/, so that
-    `lesa verify` still holds for the trained directory.
-    """
-    import torch
-    import torch.distributed as dist
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    path = None
-    if rank == 0:
-        dtype = getattr(torch, _ST_DTYPES.get(src_dtype, "float32"))
-        memo: dict[int, Any] = {}  # tied tensors stay one tensor after the cast
-        sd = {}
-        for k, v in full.items():
-            key = id(v)
-            if key not in memo:
-                memo[key] = v.detach().to(dtype)
-            sd[k] = memo[key]
-        if getattr(raw.config, "tie_word_embeddings", False):
-            sd.pop("lm_head.weight", None)
-        tmp = out / f".final-tmp-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        raw.save_pretrained(tmp, state_dict=sd)
-        # save_pretrained records the in-memory dtype (f32 master weights); the
-        # config must name what the files hold.
-        cj = json.loads((tmp / "config.json").read_text())
-        cj["dtype"] = _ST_DTYPES.get(src_dtype, "float32")
-        (tmp / "config.json").write_text(json.dumps(cj, indent=2, sort_keys=True) + "\n")
-        tokenizer.save_pretrained(tmp)
-        man = model_dir / "lesa.json"
-        if man.is_file():
-            m = json.loads(man.read_text())
-            m["files"] = {f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.is_file() and f.name != "lesa.json"}
-            (tmp / "lesa.json").write_text(json.dumps(m, indent=2) + "\n")
-        final = out / "final"
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        path = final
-    if world > 1:
-        dist.barrier()
-    return path
 
 
 # ----------------------------------------------------------------------------
@@ -588,6 +364,8 @@ def _train(cfg) -> tuple[dict, Any]:
     env = setup_distributed(cfg)
     try:
         return _train_loop(cfg, env)
+    except CheckpointError as e:
+        raise CPTError(str(e)) from None
     finally:
         if env.we_initialised:
             import torch.distributed as dist
@@ -595,275 +373,469 @@ def _train(cfg) -> tuple[dict, Any]:
             dist.destroy_process_group()
 
 
-def _train_loop(cfg, env: Dist) -> tuple[dict, Any]:
-    import torch
-    import torch.distributed as dist
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+@dataclass
+class Run:
+    """Everything set-up hands the loop: the inputs, the wrapped model and its optimizer."""
+    cfg: Any
+    env: Dist
+    out: Path
+    model_dir: Path
+    manifest: Optional[dict]
+    weight_files: list
+    tokenizer: Any
+    sampler: WindowSampler
+    windows: Optional[np.ndarray]
+    train_info: dict
+    raw: Any = None  # the bare HF model (final/ is saved from its config)
+    model: Any = None  # raw wrapped by DDP/FSDP, or raw itself
+    optimizer: Any = None
+    params: list = None
+    trainable: list = None
+    n_train: int = 0
+    n_total: int = 0
+    bf16: bool = False
 
-    t_start = time.time()
-    rank, world, device = env.rank, env.world, env.device
-    if cfg.quiet or rank != 0:
-        from transformers.utils import logging as hf_logging
+    @property
+    def master(self) -> bool:
+        return self.env.rank == 0
 
-        hf_logging.disable_progress_bar()  # HF's load/save bars
-    master = rank == 0
-    distributed = world > 1 or cfg.fsdp
-
-    def barrier():
-        if distributed:
-            dist.barrier()
-
-    def say(msg: str):
-        if master and not cfg.quiet:
+    def say(self, msg: str):
+        if self.master and not self.cfg.quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    # -- inputs --------------------------------------------------------------
-    model_dir = Path(cfg.model).resolve()
-    out = Path(cfg.out).resolve()
-    weight_files = check_model_dir(model_dir)
-    manifest = load_manifest(model_dir)
+    def barrier(self):
+        if self.env.world > 1 or self.cfg.fsdp:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def autocast(self):
+        import torch
+
+        # Master weights and optimizer state stay f32; matmuls run in bf16.
+        return torch.autocast(device_type=self.env.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    @property
+    def dtype_name(self) -> str:
+        return "bf16" if self.bf16 else "f32"
+
+
+def check_run_dir(cfg, env: Dist, model_dir: Path, manifest: Optional[dict]) -> tuple[Path, Optional[Path]]:
+    """(out, checkpoint to resume from); refuses what cannot work before any loading.
+
+    Rank 0 removes what a killed run left half-written and picks the newest
+    checkpoint whose files match their sha256; the other ranks get its choice.
+    """
     if cfg.freeze == "original" and manifest is None:
-        apply_freeze(None, "original", None, model_dir)  # raises the clear error, before any loading
-    log_path = out / "log.jsonl"
-    ckpt_path = latest_checkpoint(out) if out.exists() else None
-    if cfg.resume and ckpt_path is None:
-        raise CPTError(f"--resume: no checkpoint in {out / 'ckpt'}")
-    if not cfg.resume and (log_path.exists() or (out / "ckpt").exists()):
-        raise CPTError(f"{out} already holds a run (log.jsonl or ckpt/); pass --resume or choose a new --out")
+        apply_freeze(None, "original", None, model_dir)  # raises the clear error
+    out = Path(cfg.out).resolve()
+    has_run = (out / "log.jsonl").exists() or (out / "ckpt").exists()
+    if not cfg.resume and has_run:
+        raise CPTError(f"{out} already holds a run (log.jsonl or ckpt/); pass --resume (or --resume auto) "
+                       "or choose a new --out")
+    choice: list = [None, None]  # [checkpoint, error]
+    if env.rank == 0 and cfg.resume:
+        remove_partial(out)
+        ckpt, refused = find_checkpoint(out)
+        for line in refused:
+            print(f"lesa cpt: {line}" + (f"; using {ckpt.name}" if ckpt else ""), file=sys.stderr, flush=True)
+        if ckpt is None and (cfg.resume is True or refused):
+            # auto starts over only when nothing was ever saved: a corrupt checkpoint needs a person.
+            choice[1] = (f"--resume: no complete checkpoint in {out / 'ckpt'}" if refused else
+                         f"--resume: no checkpoint in {out / 'ckpt'} (--resume auto starts from step 0 then)")
+        choice[0] = str(ckpt) if ckpt else None
+        if ckpt is None and choice[1] is None and has_run:
+            print(f"lesa cpt: --resume auto: no checkpoint in {out / 'ckpt'} yet; starting from step 0",
+                  file=sys.stderr, flush=True)
+            (out / "log.jsonl").unlink(missing_ok=True)
+    if env.world > 1 or cfg.fsdp:
+        import torch.distributed as dist
+
+        dist.broadcast_object_list(choice, src=0)
+    if choice[1]:
+        raise CPTError(choice[1])
+    return out, Path(choice[0]) if choice[0] else None
+
+
+def use_bf16(cfg, device) -> bool:
+    import torch
 
     if cfg.dtype == "auto":
-        bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    else:
-        bf16 = cfg.dtype == "bf16"
-    if bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if cfg.dtype == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise CPTError("--dtype bf16: this GPU does not support bfloat16")
-    dtype_name = "bf16" if bf16 else "f32"
+    return cfg.dtype == "bf16"
 
-    def autocast():
-        # Master weights and optimizer state stay f32; matmuls run in bf16.
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
 
-    # -- data: tokenise once (one process per node), everyone memory-maps the cache
+def load_data(cfg, env: Dist, model_dir: Path):
+    """(tokenizer, train sampler, eval windows, train data info + eval_sha256).
+
+    One process per node tokenises and writes the cache; the others wait at the
+    barrier and memory-map it.
+    """
+    from transformers import AutoTokenizer
+
     cache_dir = Path(cfg.cache_dir or os.environ.get("LESA_CACHE_DIR") or Path.home() / ".cache/lesa/tokens")
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+
+    def tokens(build: bool):
+        train_ids, info = tokenize_corpus(tokenizer, model_dir, cfg.train, cache_dir, text_field=cfg.text_field, build=build)
+        eval_ids, eval_info = (tokenize_corpus(tokenizer, model_dir, cfg.eval, cache_dir, text_field=cfg.text_field,
+                                               build=build) if cfg.eval else (None, None))
+        return train_ids, eval_ids, dict(info, eval_sha256=eval_info["sha256"] if eval_info else None, eval_info=eval_info)
+
     try:
         failure = None
         if env.local_rank == 0:
             try:
-                train_ids, train_info = tokenize_file(tokenizer, model_dir, cfg.train, cache_dir)
-                eval_ids = tokenize_file(tokenizer, model_dir, cfg.eval, cache_dir)[0] if cfg.eval else None
+                train_ids, eval_ids, info = tokens(build=True)
             except Exception as e:  # reach the barrier anyway: the other ranks must not hang
                 failure = e
-        barrier()
+        if env.world > 1 or cfg.fsdp:
+            import torch.distributed as dist
+
+            dist.barrier()
         if failure is not None:
             raise failure
         if env.local_rank != 0:
-            train_ids, train_info = tokenize_file(tokenizer, model_dir, cfg.train, cache_dir, build=False)
-            eval_ids = tokenize_file(tokenizer, model_dir, cfg.eval, cache_dir, build=False)[0] if cfg.eval else None
-        sampler = WindowSampler(train_ids, cfg.seq_len, cfg.batch, cfg.seed, rank)
-        windows = eval_windows(eval_ids, cfg.seq_len, cfg.eval_tokens) if cfg.eval else None
+            train_ids, eval_ids, info = tokens(build=False)
+        # Every window starts with BOS where the tokenizer adds one (data.conventions).
+        sampler = WindowSampler(train_ids, cfg.seq_len, cfg.batch, cfg.seed, env.rank, bos=info["bos"], eos=info["eos"])
+        eval_info = info["eval_info"]
+        windows = (eval_windows(eval_ids, cfg.seq_len, cfg.eval_tokens, bos=eval_info["bos"], eos=eval_info["eos"])
+                   if cfg.eval else None)
     except DataError as e:
         raise CPTError(str(e))
+    for flag, i in (("--train", info), ("--eval", info["eval_info"])):
+        if env.rank == 0 and i and i["skipped_note"]:  # printed even with --quiet: data was left out
+            print(f"lesa train: {flag} {i['path']}: {i['skipped_note']}", file=sys.stderr, flush=True)
+    return tokenizer, sampler, windows, info
 
-    # Seeds: nothing below draws from these by default (no dropout in Llama), but
-    # a model with dropout must not give every rank the same mask.
-    random.seed(cfg.seed + rank)
-    np.random.seed(cfg.seed + rank)
-    torch.manual_seed(cfg.seed + rank)
 
-    # -- model ----------------------------------------------------------------
-    # Loaded in f32 whatever the checkpoint stores: AdamW updates of 1e-5 relative
-    # size vanish in bf16 weights. use_safetensors=True: never unpickle.
-    raw = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, use_safetensors=True)
-    trainable = apply_freeze(raw, cfg.freeze, manifest, model_dir)
-    n_total = sum(p.numel() for p in raw.parameters())
-    n_train = sum(p.numel() for p in raw.parameters() if p.requires_grad)
-    src_dtype = source_dtype(weight_files)
+def seed_everything(seed: int, rank: int) -> None:
+    import torch
+
+    # Nothing draws from these by default (no dropout in Llama), but a model with
+    # dropout must not give every rank the same mask.
+    random.seed(seed + rank)
+    np.random.seed(seed + rank)
+    torch.manual_seed(seed + rank)
+
+
+def build_model(run: Run) -> None:
+    """Load the model in f32, freeze, wrap it for DDP/FSDP; sets run.raw/model/trainable."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    cfg, device = run.cfg, run.env.device
+    # f32 whatever the checkpoint stores: AdamW updates of 1e-5 relative size
+    # vanish in bf16 weights. use_safetensors=True: never unpickle.
+    raw = AutoModelForCausalLM.from_pretrained(str(run.model_dir), dtype=torch.float32, use_safetensors=True)
+    run.trainable = apply_freeze(raw, cfg.freeze, run.manifest, run.model_dir)
+    run.n_total = sum(p.numel() for p in raw.parameters())
+    run.n_train = sum(p.numel() for p in raw.parameters() if p.requires_grad)
     raw.train()
-
+    raw.to(device)
     if cfg.fsdp:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32)
-        raw.to(device)
+        mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if run.bf16 else None, reduce_dtype=torch.float32)
         # One FSDP unit per decoder layer (all-gathered just before it runs, freed
         # after), then the root for embeddings, final norm and lm_head.
         for layer in raw.model.layers:
             fully_shard(layer, mp_policy=mp)
         fully_shard(raw, mp_policy=mp)
         model = raw
-    elif world > 1:
+    elif run.env.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        raw.to(device)
         # Frozen params have requires_grad=False, so DDP neither buckets nor
         # all-reduces them; every trainable param is used in each forward, so
         # find_unused_parameters=False (no extra graph traversal per step).
-        model = DDP(raw, device_ids=[device.index] if device.type == "cuda" else None,
-                    find_unused_parameters=False)
+        model = DDP(raw, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=False)
     else:
-        raw.to(device)
         model = raw
+    run.raw, run.model = raw, model
 
-    # -- optimizer ------------------------------------------------------------
+
+def build_optimizer(run: Run) -> None:
+    import torch
+
+    cfg = run.cfg
+    run.params = [p for p in run.model.parameters() if p.requires_grad]
     # Weight decay on matrices only; norms and biases are not decayed (nanoGPT).
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
+    decay = [p for p in run.params if p.dim() >= 2]
+    no_decay = [p for p in run.params if p.dim() < 2]
+    run.optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8,
     )
 
-    # What must match for a resume to continue the same trajectory.
-    identity = {
-        "model": model_identity(model_dir, weight_files),
-        "train_sha256": train_info["sha256"],
-        "tokenizer": train_info["tokenizer"],
+
+def run_identity(run: Run) -> dict:
+    """What must match for a resume to continue the same trajectory."""
+    cfg = run.cfg
+    return {
+        "model": model_identity(run.model_dir, run.weight_files),
+        "train_sha256": run.train_info["sha256"],
+        "eval_sha256": run.train_info["eval_sha256"],
+        "tokenizer": run.train_info["tokenizer"],
         "freeze": cfg.freeze, "seq_len": cfg.seq_len, "batch": cfg.batch, "grad_accum": cfg.grad_accum,
         "lr": cfg.lr, "min_lr": cfg.min_lr, "warmup": cfg.warmup, "decay_steps": cfg.decay_steps,
         "weight_decay": cfg.weight_decay, "grad_clip": cfg.grad_clip, "seed": cfg.seed,
-        "dtype": dtype_name, "world_size": world, "fsdp": bool(cfg.fsdp),
+        "dtype": run.dtype_name, "world_size": run.env.world, "fsdp": bool(cfg.fsdp),
     }
 
-    # -- resume ---------------------------------------------------------------
-    step, tokens_done, elapsed_before = 0, 0, 0.0
-    if cfg.resume:
-        state = load_checkpoint(ckpt_path, model, optimizer, trainable)
-        diff = {k: (state["identity"].get(k), v) for k, v in identity.items() if state["identity"].get(k) != v}
-        if diff:
-            what = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
-            raise CPTError(f"--resume: {ckpt_path} was made with different settings ({what})")
-        step, tokens_done, elapsed_before = state["step"], state["tokens"], state["elapsed"]
-        mine = state["ranks"][rank]
-        sampler.load_state_dict(mine["sampler"])
-        _set_rng_state(mine["rng"])
-        if master and log_path.exists():
-            # Drop rows written after the checkpoint (a crash after it); eval rows
-            # at the checkpoint's step are recomputed below.
-            rows = [json.loads(l) for l in log_path.read_text().splitlines() if l.strip()]
-            keep = [r for r in rows if r["step"] < step or (r["step"] == step and "loss" in r)]
-            log_path.write_text("".join(json.dumps(r) + "\n" for r in keep))
-        say(f"resumed from {ckpt_path} at step {step}")
-    start_step = step
 
-    if master:
-        out.mkdir(parents=True, exist_ok=True)
-        log = open(log_path, "a", buffering=1)
-        (out / "args.json").write_text(json.dumps(vars(cfg), indent=2, default=str) + "\n")
+def resume(run: Run, ckpt_path: Path, identity: dict) -> tuple[int, int, float]:
+    """Load the checkpoint into the model, optimizer, sampler and RNGs; (step, tokens, elapsed)."""
+    state = load_checkpoint(ckpt_path, run.model, run.optimizer, run.trainable)
+    diff = {k: (state["identity"].get(k), v) for k, v in identity.items() if state["identity"].get(k) != v}
+    if diff:
+        what = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
+        raise CPTError(f"--resume: {ckpt_path} was made with different settings, model or data ({what}); "
+                       "rerun with the original ones or choose a new --out")
+    mine = state["ranks"][run.env.rank]
+    run.sampler.load_state_dict(mine["sampler"])
+    set_rng_state(mine["rng"])
+    if run.master:
+        truncate_log(run.out / "log.jsonl", state["step"])
+    if run.master:  # even with --quiet: a job log must say where the run continued
+        print(f"lesa cpt: resumed from {ckpt_path} at step {state['step']}", file=sys.stderr, flush=True)
+    return state["step"], state["tokens"], state["elapsed"]
+
+
+def truncate_log(log_path: Path, step: int) -> None:
+    """Drop the rows written after the checkpoint at `step` (the loop recomputes them, and
+    the eval row at `step`); a last line cut by a kill is dropped too. Atomic."""
+    if not log_path.exists():
+        return
+    rows = []
+    for line in log_path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    keep = [r for r in rows if r["step"] < step or (r["step"] == step and "loss" in r)]
+    tmp = log_path.with_name(f".tmp-log-{os.getpid()}")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+    os.replace(tmp, log_path)
+
+
+def open_log(run: Run):
+    """Rank 0's line-buffered log.jsonl (None on the other ranks); args.json beside it."""
+    if not run.master:
+        return None
+    run.out.mkdir(parents=True, exist_ok=True)
+    (run.out / "args.json").write_text(json.dumps(vars(run.cfg), indent=2, default=str) + "\n")
+    return open(run.out / "log.jsonl", "a", buffering=1)
+
+
+def training_record(run: Run, identity: dict, step: int, tokens: int) -> dict:
+    """What lesa.json of OUT/final says about the training run."""
+    n = run.raw.config.num_hidden_layers
+    layers = sorted(set(run.manifest["new_layers"])) if run.cfg.freeze == "original" else list(range(n))
+    return {"tool": "lesa_py.cpt", "steps": step, "tokens": tokens, "trained_layers": layers,
+            "trained_other": run.cfg.freeze == "none",  # embeddings, final norm, head
+            "trainable_params": run.n_train, "total_params": run.n_total,
+            "train": {"file": str(Path(run.cfg.train).resolve()), "sha256": run.train_info["sha256"],
+                      "tokens": run.train_info["tokens"]},
+            "eval_sha256": run.train_info["eval_sha256"], "tokenizer": run.train_info["tokenizer"],
+            "started_from": identity["model"],
+            "settings": {k: v for k, v in identity.items() if k not in ("model", "train_sha256", "eval_sha256", "tokenizer")}}
+
+
+def final_manifest(run: Run, files: dict, training: dict) -> dict:
+    """lesa.json of OUT/final: the input's manifest (or one describing an unexpanded
+    model) with `files` recomputed over final/ and a `training` record added."""
+    import re
+    import time as _time
+
+    if run.manifest is not None:
+        m = dict(run.manifest)
     else:
-        log = None
+        n = run.raw.config.num_hidden_layers
+        found: dict[str, set] = {}
+        for name, _ in run.raw.named_parameters():
+            if mt := re.match(r"^(.+\.)(\d+)\.", name):
+                found.setdefault(mt.group(1), set()).add(int(mt.group(2)))
+        prefix = next((p for p, ix in found.items() if ix == set(range(n))), "model.layers.")
+        m = {"format": MANIFEST_FORMAT, "lesa_version": __version__,
+             "created": _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime()), "method": "none", "options": {},
+             "source": {"dir": str(run.model_dir)}, "source_layers": n, "target_layers": n, "layer_prefix": prefix,
+             "layers": [{"out": i, "kind": "original", "source": i, "how": f"original {i}"} for i in range(n)],
+             "new_layers": []}
+    m["training"] = training
+    m["files"] = files
+    return m
 
-    def log_row(row: dict):
-        if log is not None:
-            log.write(json.dumps(row) + "\n")
 
+def save_final(run: Run, training: dict) -> Optional[Path]:
+    """OUT/final/: save_pretrained (safetensors, in the source dtype) + tokenizer + lesa.json.
+
+    lesa.json lists the sha256 of every file of final/ (so `lesa verify` holds for
+    the trained directory) and records the training run. Collective; rank 0 writes.
+    """
+    import torch
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    full = get_model_state_dict(run.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not run.master:
+        everyone_or_nobody(None, run.env.world)
+        return None
+    failure, final = None, run.out / "final"
+    try:
+        src_dtype = _ST_DTYPES.get(source_dtype(run.weight_files), "float32")
+        dtype = getattr(torch, src_dtype)
+        memo: dict[int, Any] = {}  # tied tensors stay one tensor after the cast
+        sd = {}
+        for k, v in full.items():
+            if id(v) not in memo:
+                memo[id(v)] = v.detach().to(dtype)
+            sd[k] = memo[id(v)]
+        if getattr(run.raw.config, "tie_word_embeddings", False):
+            sd.pop("lm_head.weight", None)
+        need = sum(t.numel() * t.element_size() for t in memo.values()) + (64 << 20)  # + tokenizer, config
+        with staged_dir(final, need, "the final model", "free space or move --out, then rerun the same command "
+                        "with --resume (the last checkpoint is intact)") as tmp:
+            run.raw.save_pretrained(tmp, state_dict=sd)
+            # save_pretrained records the in-memory dtype (f32 master weights); the
+            # config must name what the files hold.
+            cj = json.loads((tmp / "config.json").read_text())
+            cj["dtype"] = src_dtype
+            (tmp / "config.json").write_text(json.dumps(cj, indent=2, sort_keys=True) + "\n")
+            run.tokenizer.save_pretrained(tmp)
+            files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
+            (tmp / "lesa.json").write_text(json.dumps(final_manifest(run, files, training), indent=2) + "\n")
+    except BaseException as e:
+        failure = e
+    everyone_or_nobody(failure, run.env.world)
+    return final
+
+
+def setup(cfg, env: Dist) -> tuple[Run, Optional[Path]]:
+    """Check the inputs, tokenise, load and wrap the model, build the optimizer."""
+    if cfg.quiet or env.rank != 0:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # HF's load/save bars
+    try:
+        model_dir = hub.local_dir(cfg.model).resolve()  # a directory, or a hub id resolved to its snapshot
+    except hub.UserError as e:
+        raise CPTError(f"--model: {e}") from None
+    weight_files = check_model_dir(model_dir)
+    manifest = load_manifest(model_dir)
+    out, ckpt_path = check_run_dir(cfg, env, model_dir, manifest)
+    bf16 = use_bf16(cfg, env.device)
+    tokenizer, sampler, windows, train_info = load_data(cfg, env, model_dir)
+    seed_everything(cfg.seed, env.rank)
+    run = Run(cfg=cfg, env=env, out=out, model_dir=model_dir, manifest=manifest, weight_files=weight_files,
+              tokenizer=tokenizer, sampler=sampler, windows=windows, train_info=train_info, bf16=bf16)
+    build_model(run)
+    build_optimizer(run)
+    return run, ckpt_path
+
+
+def micro_steps(run: Run):
+    """(micro-batch, gradient-sync context) for each of the --grad-accum micro-batches of one step."""
+    import torch
+
+    cfg, ddp = run.cfg, run.env.world > 1 and not run.cfg.fsdp
+    for micro in range(cfg.grad_accum):
+        last = micro == cfg.grad_accum - 1
+        # Reduce gradients across ranks only on the last micro-batch.
+        if cfg.fsdp:
+            run.model.set_requires_gradient_sync(last)
+        sync = run.model.no_sync() if ddp and not last else contextlib.nullcontext()
+        yield torch.from_numpy(run.sampler.next_batch()).to(run.env.device, non_blocking=True), sync
+
+
+def _train_loop(cfg, env: Dist) -> tuple[dict, Any]:
+    import torch
+    import torch.distributed as dist
+
+    t_start = time.time()
+    run, ckpt_path = setup(cfg, env)
+    world, model, optimizer = env.world, run.model, run.optimizer
+    identity = run_identity(run)
+    step, tokens_done, elapsed_before = resume(run, ckpt_path, identity) if ckpt_path else (0, 0, 0.0)
+    start_step, log = step, open_log(run)
     tokens_per_step = cfg.batch * cfg.seq_len * cfg.grad_accum * world
-    say(f"cpt: {n_train:,}/{n_total:,} params trainable (--freeze {cfg.freeze}), {world} process(es) on "
-        f"{device.type}, {dtype_name}, {tokens_per_step:,} tokens/step, {cfg.steps} steps")
-    ddp = world > 1 and not cfg.fsdp
-    last_loss, last_eval = None, None
-    t0 = time.time()
-
-    # -- the loop ------------------------------------------------------------
+    n_train, n_total = run.n_train, run.n_total
+    run.say(f"cpt: {n_train:,}/{n_total:,} params trainable (--freeze {cfg.freeze}), {world} process(es) on "
+            f"{env.device.type}, {run.dtype_name}, {tokens_per_step:,} tokens/step, {cfg.steps} steps")
+    last_loss, last_eval, t0 = None, None, time.time()
     try:
         while True:
-            # Held-out eval at step 0, every --eval-every steps and at the end.
-            if windows is not None and (step == 0 or step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0)):
-                el = heldout_loss(model, windows, cfg.batch, device, autocast, rank, world)
-                last_eval = el
-                log_row({"step": step, "eval_loss": el, "eval_ppl": math.exp(min(el, 700.0))})
-                say(f"step {step}: eval loss {el:.4f}, ppl {math.exp(min(el, 700.0)):.3f}")
-
-            # Checkpoint every --save-every steps and at the end (not the step we resumed at).
+            if run.windows is not None and (step in (0, cfg.steps) or (cfg.eval_every and step % cfg.eval_every == 0)):
+                last_eval = heldout_loss(model, run.windows, cfg.batch, env.device, run.autocast, env.rank, world)
+                ppl = math.exp(min(last_eval, 700.0))
+                if log:
+                    log.write(json.dumps({"step": step, "eval_loss": last_eval, "eval_ppl": ppl}) + "\n")
+                run.say(f"step {step}: eval loss {last_eval:.4f}, ppl {ppl:.3f}")
+            # Not at the step we resumed at: that checkpoint exists.
             if cfg.save_every and step > start_step and (step % cfg.save_every == 0 or step == cfg.steps):
-                save_checkpoint(out, step, model, optimizer, sampler, trainable,
+                save_checkpoint(run.out, step, model, optimizer, run.sampler, run.trainable,
                                 {"identity": identity, "tokens": tokens_done,
-                                 "elapsed": elapsed_before + time.time() - t0}, rank, world, cfg.keep)
-
+                                 "elapsed": elapsed_before + time.time() - t0}, env.rank, world, cfg.keep)
             if step >= cfg.steps:
                 break
 
-            # The schedule is a function of the step; set it on every group.
+            # The schedule is a pure function of the step: nothing else to checkpoint.
             lr = lr_at(step, cfg)
             for g in optimizer.param_groups:
                 g["lr"] = lr
-
-            # Gradient accumulation: the gradients of grad_accum micro-batches sum
-            # into .grad; each loss is divided so the sum is the mean.
-            loss_sum = torch.zeros((), device=device)
-            for micro in range(cfg.grad_accum):
-                last_micro = micro == cfg.grad_accum - 1
-                # Reduce gradients across ranks only on the last micro-batch.
-                if ddp and not last_micro:
-                    sync = model.no_sync()
-                else:
-                    sync = contextlib.nullcontext()
-                if cfg.fsdp:
-                    model.set_requires_gradient_sync(last_micro)
-                x = torch.from_numpy(sampler.next_batch()).to(device, non_blocking=True)
+            loss_sum = torch.zeros((), device=env.device)
+            for x, sync in micro_steps(run):
                 with sync:
-                    with autocast():
+                    with run.autocast():
                         loss = lm_loss(model, x)
-                    (loss / cfg.grad_accum).backward()
+                    (loss / cfg.grad_accum).backward()  # the summed gradients are the mean's
                 loss_sum += loss.detach()
-
-            # Clip the global norm (over all ranks' shards under FSDP).
             grad_norm = None
-            if cfg.grad_clip > 0:
-                gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                grad_norm = gn.full_tensor() if hasattr(gn, "full_tensor") else gn
+            if cfg.grad_clip > 0:  # the global norm: over all ranks' shards under FSDP
+                grad_norm = torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip)
+                grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)  # frees the grads' memory until the next backward
+            failpoint("step")
             step += 1
             tokens_done += tokens_per_step
 
-            # Logged loss: mean over micro-batches and ranks. The .item() below is a
-            # CPU-GPU sync point, once per step (cheap next to the step itself).
             loss_avg = loss_sum / cfg.grad_accum
             if world > 1:
                 dist.all_reduce(loss_avg)
                 loss_avg = loss_avg / world
-            last_loss = loss_avg.item()
-            elapsed = elapsed_before + time.time() - t0
-            row = {"step": step, "loss": last_loss, "lr": lr, "tokens": tokens_done, "elapsed": round(elapsed, 3)}
+            last_loss = loss_avg.item()  # one CPU-GPU sync per step
+            row = {"step": step, "loss": last_loss, "lr": lr, "tokens": tokens_done,
+                   "elapsed": round(elapsed_before + time.time() - t0, 3)}
             if grad_norm is not None:
                 row["grad_norm"] = grad_norm.item()
-            log_row(row)
-            say(f"step {step}/{cfg.steps}: loss {last_loss:.4f}, lr {lr:.3e}, {tokens_done:,} tokens, "
-                f"{tokens_per_step * (step - start_step) / max(1e-9, time.time() - t0):,.0f} tok/s")
+            if log:
+                log.write(json.dumps(row) + "\n")
+            run.say(f"step {step}/{cfg.steps}: loss {last_loss:.4f}, lr {lr:.3e}, {tokens_done:,} tokens, "
+                    f"{tokens_per_step * (step - start_step) / max(1e-9, time.time() - t0):,.0f} tok/s")
     finally:
-        if log is not None:
+        if log:
             log.close()
 
-    final_path = None
-    if cfg.save_final:
-        final_path = save_final(out, model, raw, tokenizer, model_dir, src_dtype, rank, world)
-
+    final_path = save_final(run, training_record(run, identity, step, tokens_done)) if cfg.save_final else None
     summary = {
-        "out": str(out),
-        "log": str(log_path),
-        "steps": step,
-        "start_step": start_step,
-        "tokens": tokens_done,
-        "final_loss": last_loss,
-        "final_eval_loss": last_eval,
+        "out": str(run.out), "log": str(run.out / "log.jsonl"), "steps": step, "start_step": start_step,
+        "tokens": tokens_done, "final_loss": last_loss, "final_eval_loss": last_eval,
         "final_eval_ppl": math.exp(min(last_eval, 700.0)) if last_eval is not None else None,
-        "trainable_params": n_train,
-        "total_params": n_total,
-        "freeze": cfg.freeze,
-        "world_size": world,
-        "device": device.type,
-        "dtype": dtype_name,
-        "fsdp": bool(cfg.fsdp),
-        "checkpoint": str(latest_checkpoint(out)) if cfg.save_every and latest_checkpoint(out) else None,
-        "final": str(final_path) if final_path else (str(out / "final") if cfg.save_final else None),
-        "elapsed": round(elapsed_before + time.time() - t0, 3),
-        "wall": round(time.time() - t_start, 3),
+        "trainable_params": n_train, "total_params": n_total, "freeze": cfg.freeze, "world_size": world,
+        "device": env.device.type, "dtype": run.dtype_name, "fsdp": bool(cfg.fsdp),
+        "train_data": data_summary(run.train_info), "eval_data": data_summary(run.train_info["eval_info"]),
+        "checkpoint": str(newest_checkpoint(run.out)) if cfg.save_every and newest_checkpoint(run.out) else None,
+        "final": str(final_path) if final_path else (str(run.out / "final") if cfg.save_final else None),
+        "elapsed": round(elapsed_before + time.time() - t0, 3), "wall": round(time.time() - t_start, 3),
     }
-    if master:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return summary, raw
+    if run.master:
+        tmp = run.out / f".tmp-summary-{os.getpid()}"
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(tmp, run.out / "summary.json")
+    return summary, run.raw
 
 
 def main(argv=None) -> int:

@@ -13,6 +13,8 @@ import json
 import random
 from pathlib import Path
 
+from lesa_py.checkpoint import MANIFEST_FORMAT
+
 NEW_LAYERS = [1, 3]
 
 _SUBJECTS = ["the cat", "a dog", "my friend", "the old man", "a small bird", "the teacher", "our neighbour"]
@@ -99,7 +101,7 @@ def write_manifest(model_dir: Path, n_layers: int, new_layers: list[int]) -> dic
             layers.append({"out": i, "kind": "original", "source": src, "how": f"original {src}"})
             src += 1
     m = {
-        "format": "lesa-manifest/1",
+        "format": MANIFEST_FORMAT,
         "lesa_version": "0.1.0",
         "created": "2026-01-01T00:00:00.000Z",
         "method": "test",

@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lesa_py import fixtures  # noqa: E402
+from lesa_py.testing import fixtures  # noqa: E402
 
 TINY = [f"{t}-{d}" for t in fixtures.TINY for d in ("f32", "bf16")]
 
@@ -35,6 +35,23 @@ def fx():
 @pytest.fixture(scope="session")
 def moby(fx) -> str:
     return (fx("text") / "moby-dick.txt").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def loaded(fx):
+    """loaded(name) -> (f32 model in eval mode, tokenizer), loaded once per test module."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            d = fx(name)
+            model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+            cache[name] = (model, AutoTokenizer.from_pretrained(d))
+        return cache[name]
+    return get
 
 
 @pytest.fixture(scope="module")

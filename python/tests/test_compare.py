@@ -14,6 +14,7 @@ from lesa_py import compare
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 METHODS = ["lesa", "copy", "llama-pro"]
+TASK = Path(__file__).resolve().parent / "tasks" / "moby_next.yaml"
 ARGV: list[str] = []  # the module run's command line, for --resume
 
 
@@ -27,7 +28,8 @@ def run(fx, tmp_path_factory):
     argv = [str(fx("tiny-llama-f32")), "--target-layers", "12", "--out", str(out), "--methods", ",".join(METHODS),
             "--train", str(train), "--eval", str(fx("text") / "moby-dick.txt"), "--steps", "3", "--eval-every", "1",
             "--seq-len", "16", "--batch", "2", "--eval-tokens", "64", "--eval-max-tokens", "128",
-            "--lesa-epochs", "1", "--threads", "1", "--keep-models", "--quiet", "--loss-window", "2"]
+            "--lesa-epochs", "1", "--threads", "1", "--keep-models", "--quiet", "--loss-window", "2",
+            "--tasks", str(TASK)]
     import os
 
     ARGV[:] = argv
@@ -108,6 +110,19 @@ def test_llama_pro_is_function_preserving(run):
     assert lp["cpt_initial_eval_loss"] == pytest.approx(orig["heldout_loss"], rel=1e-4)
 
 
+def test_task_accuracy_in_results_and_report(run):
+    from test_tasks import direct_accuracy
+
+    _, out, res, _ = run
+    for m in ("copy", "lesa"):
+        acc, acc_norm, _ = direct_accuracy(out / "models" / m)
+        assert (res["runs"][m]["tasks"]["moby_next"]["acc"], res["runs"][m]["tasks"]["moby_next"]["acc_norm"]) == (acc, acc_norm)
+    # llama-pro preserves the function, so every choice's log-likelihood and hence the accuracy
+    assert res["runs"]["llama-pro"]["tasks"] == res["original"]["tasks"]
+    report = (out / "report.md").read_text()
+    assert "## Downstream accuracy" in report and "moby_next acc (acc_norm), n=40" in report
+
+
 def test_steps_to_best_baseline(run):
     _, _, res, _ = run
     summ = res["summary"]
@@ -172,7 +187,10 @@ def test_method_specs():
     assert compare.parse_spec("solar") == ("solar", [])
     assert compare.parse_spec("lesa+align+zero-out@uniform") == ("lesa", ["--align", "--zero-out", "--placement", "uniform"])
     assert compare.parse_spec("ot-fuse@after=3:5:5") == ("ot-fuse", ["--after", "3,5,5"])
-    for bad in ("bogus", "lesa+x", "copy@mid", "copy@after=a:1"):
+    assert compare.parse_spec("lesa+predictor-steps=19200+layer0-fill")[1] == [
+        "--predictor-steps", "19200", "--fill", "layer0", "--placement", "top"]
+    assert compare.parse_spec("lesa+epochs=10")[1] == ["--epochs", "10", "--placement", "top"]
+    for bad in ("bogus", "lesa+x", "copy@mid", "copy@after=a:1", "lesa+epochs=0", "lesa+epochs=x", "lesa+seed=3"):
         with pytest.raises(compare.UserError):
             compare.parse_spec(bad)
 

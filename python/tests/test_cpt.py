@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import _tiny  # noqa: E402
 
 from lesa_py import cpt  # noqa: E402
-from lesa_py.data import WindowSampler, eval_windows, tokenize_file  # noqa: E402
+from lesa_py.data import WindowSampler, eval_windows, tokenize_corpus  # noqa: E402
 
 # The models are tiny: thread start-up and contention cost more than the math.
 torch.set_num_threads(1)
@@ -188,11 +188,11 @@ def test_data_cache_sampler_and_eval_windows(tiny, tmp_path):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(tiny["model"]))
-    ids, info = tokenize_file(tok, tiny["model"], tiny["text"], tmp_path)
+    ids, info = tokenize_corpus(tok, tiny["model"], tiny["text"], tmp_path)
     cached = list(tmp_path.glob("*.npy"))
     assert len(cached) == 1 and info["tokens"] == len(ids) > 1000
     mtime = cached[0].stat().st_mtime_ns
-    ids2, _ = tokenize_file(tok, tiny["model"], tiny["text"], tmp_path)
+    ids2, _ = tokenize_corpus(tok, tiny["model"], tiny["text"], tmp_path)
     assert cached[0].stat().st_mtime_ns == mtime and np.array_equal(ids, ids2)  # reused, not rebuilt
     assert tok.decode(ids[:3].tolist()).split() == tiny["text"].read_text().split()[:3]
 

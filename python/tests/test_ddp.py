@@ -118,3 +118,52 @@ def test_ddp_replicas_stay_identical_and_resume(tiny):
     p0 = load(part / "params-rank0-step4.safetensors")
     for k in r0:
         assert torch.allclose(p0[k], r0[k], atol=1e-6), k
+
+
+def test_ddp_rank_killed_others_exit_then_resume_continues(tiny):
+    """Rank 1 SIGKILLs itself after its 3rd update (the checkpoint of step 2 is on disk):
+    torchrun's elastic agent ends rank 0 and names rank 1; the same command with --resume
+    on 2 ranks then continues exactly (steps 3-4 equal the uninterrupted run's)."""
+    import re
+    import time
+
+    full = tiny["root"] / "full"
+    if not (full / "params-rank0-step4.safetensors").exists():
+        torchrun(tiny, "full")
+    kill = tiny["root"] / "worker_kill.py"
+    kill.write_text("import os\nif os.environ['RANK'] == '1':\n    os.environ['LESA_CPT_KILL_AT'] = 'step:3'\n" + WORKER)
+    out = tiny["root"] / "killed"
+    args = dict(model=str(tiny["model"]), train=str(tiny["text"]), eval=str(tiny["eval"]), out=str(out),
+                cache_dir=str(tiny["root"] / "cache"), device="cpu", dtype="f32", steps=4, seq_len=16, batch=2,
+                grad_accum=2, lr=1e-2, min_lr=1e-3, warmup=1, eval_every=2, eval_tokens=200, save_every=2, keep=2,
+                quiet=True, resume="auto")
+    af = tiny["root"] / "killed.json"
+    af.write_text(json.dumps(args))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(PY_DIR) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--max-restarts", "0"]
+    r = subprocess.run(cmd + [str(kill), str(af)], env=env, capture_output=True, text=True, timeout=300)
+    ended = time.time()
+    assert r.returncode == 1, r.stderr[-3000:]
+    # The root cause torchrun reports is rank 1, killed by signal 9.
+    root_cause = r.stderr[r.stderr.index("Root Cause (first observed failure)"):]
+    assert re.search(r"rank\s*: 1 \(local_rank: 1\)\s+exitcode\s*: -9", root_cause), root_cause
+    assert "Signal 9 (SIGKILL) received by PID" in root_cause
+    # Rank 0 logged step 2 and then waited in step 3's loss all-reduce for the dead rank.
+    rows = log_rows(out)
+    assert max(r["step"] for r in rows if "loss" in r) == 2
+    waited = ended - (out / "log.jsonl").stat().st_mtime
+    assert waited < 60, f"rank 0 outlived rank 1 by up to {waited:.1f} s"
+    print(f"ddp kill: torchrun exited {waited:.1f} s after rank 0's last log row")
+
+    r = subprocess.run(cmd + [str(tiny["root"] / "worker.py"), str(af)], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"lesa cpt: resumed from {out}/ckpt/step-00000002 at step 2" in r.stderr
+    a = {r["step"]: r["loss"] for r in log_rows(full) if "loss" in r}
+    b = {r["step"]: r["loss"] for r in log_rows(out) if "loss" in r}
+    assert sorted(b) == [1, 2, 3, 4]
+    for st in (3, 4):
+        assert abs(a[st] - b[st]) < 1e-5, (st, a[st], b[st])
+    ref, got = load(full / "params-rank0-step4.safetensors"), load(out / "params-rank1-step4.safetensors")
+    for k in ref:
+        assert torch.allclose(got[k], ref[k], atol=1e-6), k

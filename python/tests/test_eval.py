@@ -9,26 +9,12 @@ import sys
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lesa_py.eval import UserError, evaluate, main, windows
 
 REL = 1e-4
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-@pytest.fixture(scope="module")
-def loaded(fx):
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            d = fx(name)
-            model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
-            cache[name] = (model, AutoTokenizer.from_pretrained(d))
-        return cache[name]
-    return get
 
 
 def rel(a, b):

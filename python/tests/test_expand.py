@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from lesa_py import fixtures, hfcheck
+from lesa_py.testing import fixtures, hfcheck
 from _cli import layers_of, lesa, manifest, tree_hash
 
 ARCHS = [t.removeprefix("tiny-") for t in fixtures.TINY]

@@ -10,8 +10,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from conftest import TINY
-from lesa_py import fixtures, hfcheck
-from lesa_py.hfcheck import check
+from lesa_py.testing import fixtures, hfcheck
+from lesa_py.testing.hfcheck import check
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -72,6 +72,15 @@ def test_text_fixture(fx):
     sotu = (d / "sotu.txt").read_text(encoding="utf-8")
     assert "Call me Ishmael" in moby and len(moby) > 1_000_000
     assert sotu.startswith("Fellow-Citizens") and len(sotu) > 5_000_000
+
+
+def test_text_docs_fixture(fx):
+    """One JSONL row per SOTU speech: the same text as sotu.txt, with its document boundaries."""
+    rows = [json.loads(l) for l in (fx("text-docs") / "sotu.jsonl").read_text(encoding="utf-8").splitlines()]
+    sotu = (fx("text") / "sotu.txt").read_text(encoding="utf-8")
+    assert len(rows) == 233 and rows[0]["year"] == 1790 and rows[0]["president"] == "george washington"
+    assert [r["year"] for r in rows] == sorted(r["year"] for r in rows)
+    assert "\n\n".join(r["text"] for r in rows) + "\n" == sotu
 
 
 def test_smollm2_fixture(fx):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from lesa_py import hfcheck
+from lesa_py.testing import hfcheck
 from _cli import layers_of, lesa, manifest, tree_hash
 
 

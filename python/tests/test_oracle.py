@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lesa_py import oracle
+from lesa_py.testing import oracle
 
 
 def smooth_layers(L=12, out=48, n_in=32, noise=0.01, seed=0):

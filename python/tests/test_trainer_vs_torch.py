@@ -19,24 +19,23 @@ import numpy as np
 import pytest
 import torch
 
-from lesa_py import oracle
+from lesa_py.testing import oracle
 from _cli import ROOT
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 NODE = textwrap.dedent("""
     import { readFileSync, writeFileSync } from 'node:fs';
-    import { predictRows, setThreads, trainPredictor } from %s;
+    import { predictRows, trainPredictor } from %s;
     const a = JSON.parse(readFileSync(process.argv[2], 'utf8'));
     const f32 = (p) => { const b = readFileSync(p); return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); };
-    setThreads(1);
     const V = f32(a.V);
     const r = await trainPredictor({ V, layers: a.layers, rank: a.rank, cols: a.cols, targets: Int32Array.from(a.targets),
       seed: a.seed, hidden: a.hidden, ...(a.steps ? { steps: a.steps } : { epochs: a.epochs }), batch: a.batch, lr: a.lr,
-      weightDecay: a.weightDecay, lambda: a.lambda, init: f32(a.init) });
+      weightDecay: a.weightDecay, lambda: a.lambda, init: f32(a.init), threads: 1 });
     if (r.steps !== (a.steps ?? a.epochs * Math.ceil(a.targets.length * a.rank / a.batch))) throw new Error(`steps ${r.steps}`);
     const len = a.rank * a.cols, left = V.subarray(a.left * len, (a.left + 1) * len), right = V.subarray((a.left + 1) * len, (a.left + 2) * len);
-    const pred = await predictRows(r.params, a.hidden, a.cols, left, right, a.rank);
+    const pred = await predictRows(r.params, a.hidden, a.cols, left, right, a.rank, 1);
     writeFileSync(a.params, r.params); writeFileSync(a.pred, pred);
     console.log(JSON.stringify(Array.from(r.epochLosses)));
 """)

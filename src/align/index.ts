@@ -1,11 +1,12 @@
 import { layerTensorName, type LayerTensor, type ModelLayout } from '../arch/index.js';
 import type { Checkpoint, FloatDType, ModelConfig } from '../checkpoint/types.js';
-import { UserError } from '../errors.js';
-import { countNonFinite, fromF32, reconstruct } from '../native/index.js';
+import { fromF32, reconstruct } from '../native/index.js';
 import { diagonalTotal, maxAssignment } from './assign.js';
 import { gatherCols, gatherRows, identityPerm, type Perm } from './permute.js';
 import { permutedTensors, unitGeometry, type PermutedAxis, type UnitGeometry } from './units.js';
-import type { Reporter } from '../report/reporter.js';
+import type { Reporter } from '../progress/reporter.js';
+import { readFinite as readChecked } from '../checkpoint/finite.js';
+import { sumSquares } from '../execute/f32.js';
 
 export { maxAssignment } from './assign.js';
 export type { Perm } from './permute.js';
@@ -34,24 +35,13 @@ export interface Alignment {
 }
 
 /** a (m×d) · bᵀ (b: n×d), f32 GEMM in the addon. */
-async function similarity(a: Float32Array, b: Float32Array, m: number, n: number, d: number): Promise<Float32Array> {
+async function similarity(a: Float32Array, b: Float32Array, m: number, n: number, d: number, threads?: number): Promise<Float32Array> {
   const bt = new Float32Array(d * n);
   for (let x = 0; x < n; x++) for (let c = 0; c < d; c++) bt[c * n + x] = b[x * d + c];
-  return reconstruct(a, bt, m, d, n); // a plain SGEMM: out = a · bt
+  return reconstruct(a, bt, m, d, n, threads); // a plain SGEMM: out = a · bt
 }
 
-function sumSquares(x: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
-  return s;
-}
-
-async function readFinite(ckpt: Checkpoint, name: string): Promise<Float32Array> {
-  const w = await ckpt.readF32(name);
-  const bad = countNonFinite(w);
-  if (bad > 0) throw new UserError(`tensor ${name} holds ${bad} NaN/Inf values; refusing to align it`);
-  return w;
-}
+const readFinite = (ckpt: Checkpoint, name: string) => readChecked(ckpt, name, 'refusing to align it');
 
 interface Feat { f: Float32Array; d: number }
 interface Features { mlp: Feat; q: Feat; kv: Feat }
@@ -129,7 +119,7 @@ function gatherFeatures(x: Features, p: LayerPerms): Features {
  * so every layer ends up in layer 0's coordinates. Memory: two layers' features.
  */
 export async function computeAlignment(ckpt: Checkpoint, layout: ModelLayout, config: ModelConfig,
-  onLayer?: (done: number, total: number) => void): Promise<Alignment> {
+  onLayer?: (done: number, total: number) => void, threads?: number): Promise<Alignment> {
   const geo = unitGeometry(layout, config);
   const layers: LayerPerms[] = [{ mlp: identityPerm(geo.mlpUnits), q: identityPerm(geo.queryHeads), kv: identityPerm(geo.kvHeads) }];
   const stats: AlignStats[] = [];
@@ -137,10 +127,10 @@ export async function computeAlignment(ckpt: Checkpoint, layout: ModelLayout, co
   onLayer?.(1, layout.layers);
   for (let i = 1; i < layout.layers; i++) {
     const cur = await features(ckpt, layout, geo, i);
-    const mlpSim = await similarity(ref.mlp.f, cur.mlp.f, geo.mlpUnits, geo.mlpUnits, ref.mlp.d);
+    const mlpSim = await similarity(ref.mlp.f, cur.mlp.f, geo.mlpUnits, geo.mlpUnits, ref.mlp.d, threads);
     const mlp = maxAssignment(mlpSim, geo.mlpUnits);
-    const qsim = await similarity(ref.q.f, cur.q.f, geo.queryHeads, geo.queryHeads, ref.q.d);
-    const kvsim = await similarity(ref.kv.f, cur.kv.f, geo.kvHeads, geo.kvHeads, ref.kv.d);
+    const qsim = await similarity(ref.q.f, cur.q.f, geo.queryHeads, geo.queryHeads, ref.q.d, threads);
+    const kvsim = await similarity(ref.kv.f, cur.kv.f, geo.kvHeads, geo.kvHeads, ref.kv.d, threads);
     const heads = matchHeads(geo, qsim, kvsim);
     const norm = (a: number, b: number) => Math.sqrt(a * b) || 1;
     const mlpNorm = norm(sumSquares(ref.mlp.f), sumSquares(cur.mlp.f));
@@ -184,6 +174,7 @@ export function alignedCheckpoint(ckpt: Checkpoint, layout: ModelLayout, a: Alig
   return {
     dir: ckpt.dir, config: ckpt.config, tensors: ckpt.tensors, auxFiles: ckpt.auxFiles, weightBytes: ckpt.weightBytes,
     readF32,
+    span: ckpt.span ? async (name) => (which.has(name) ? undefined : ckpt.span!(name)) : undefined,
     async readRaw(name) {
       if (!which.has(name)) return ckpt.readRaw(name);
       const dtype = ckpt.tensors.get(name)!.dtype as FloatDType;
@@ -198,10 +189,10 @@ export function alignedCheckpoint(ckpt: Checkpoint, layout: ModelLayout, a: Alig
  * Aligns a checkpoint for reading (phase "align", progress per layer): the aligned view, the
  * per-layer statistics and their means.
  */
-export async function alignForReading(ckpt: Checkpoint, layout: ModelLayout, reporter: Pick<Reporter, 'phase' | 'progress'>):
+export async function alignForReading(ckpt: Checkpoint, layout: ModelLayout, reporter: Pick<Reporter, 'phase' | 'progress'>, threads?: number):
   Promise<{ ckpt: Checkpoint; summary: Record<string, number>; stats: AlignStats[] }> {
   reporter.phase('align', { layers: layout.layers });
-  const a = await computeAlignment(ckpt, layout, ckpt.config, (done, total) => reporter.progress(done, total, { unit: 'layers' }));
+  const a = await computeAlignment(ckpt, layout, ckpt.config, (done, total) => reporter.progress(done, total, { unit: 'layers' }), threads);
   return { ckpt: alignedCheckpoint(ckpt, layout, a), summary: summarizeAlignment(a), stats: a.stats };
 }
 

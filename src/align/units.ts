@@ -1,4 +1,4 @@
-import { layerTensorName, type LayerTensor, type ModelLayout } from '../arch/index.js';
+import { layerTensorName, type LayerTensor, type ModelLayout, textConfig } from '../arch/index.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
 
@@ -25,14 +25,19 @@ function positiveInt(v: unknown): number | undefined {
 export function unitGeometry(layout: ModelLayout, config: ModelConfig): UnitGeometry {
   const { arch } = layout;
   const units = arch.units;
-  if (!units) throw new UserError(`neuron alignment is not available for ${arch.family}: its fused projections (one tensor holding several units' kinds) are not described per unit`);
+  if (!units) {
+    const why = arch.experts
+      ? 'each expert has its own MLP units, which one per-layer permutation does not describe'
+      : "its fused projections (one tensor holding several units' kinds) are not described per unit";
+    throw new UserError(`neuron alignment is not available for ${arch.family}: ${why}`);
+  }
   const present = (types: string[]) => layout.layerTensors.filter((lt) => types.includes(lt.type));
   const g = {
     mlpRows: present(units.mlp.rows), mlpCols: present(units.mlp.cols),
     qRows: present(units.heads.q), kvRows: present(units.heads.kv), oCols: present(units.heads.o),
   };
   const shape = (lt: LayerTensor) => layout.typeInfo.get(lt.type)!.shape;
-  const cfg = (config.text_config as ModelConfig | undefined) ?? config;
+  const cfg = textConfig(config, arch);
   const queryHeads = positiveInt(cfg.num_attention_heads);
   if (!queryHeads) throw new UserError('neuron alignment needs config.json "num_attention_heads" (a positive integer)');
   const kvHeads = cfg.num_key_value_heads === undefined ? queryHeads : positiveInt(cfg.num_key_value_heads);

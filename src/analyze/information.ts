@@ -1,13 +1,14 @@
 import type { Checkpoint } from '../checkpoint/types.js';
 import type { ModelLayout } from '../arch/index.js';
 import { eigSym, gramAccumulate } from '../native/index.js';
-import type { LesaOptions } from '../methods/method.js';
+import type { LesaOptions } from '../methods/lesa/options.js';
 import { STEP_MATCHED } from '../methods/lesa/budget.js';
 import { basis, decompose, readLayer, release, type Decomposition } from '../methods/lesa/decompose.js';
-import type { Reporter } from '../report/reporter.js';
+import type { Reporter } from '../progress/reporter.js';
 import { interiorLayers, predictWeight, train, typeSeed } from '../methods/lesa/predictor.js';
 import { randomInBasis } from '../methods/rand-svd.js';
-import { closeness, frob, sizeMatchedRandom, type Closeness } from './loo.js';
+import { frobenius } from '../execute/f32.js';
+import { closeness, sizeMatchedRandom, type Closeness } from './loo.js';
 
 /**
  * Shape of a matrix alone: the share of its energy in its mean row (‖mean row‖²·rows/‖W‖²,
@@ -42,7 +43,7 @@ export interface InformationResult {
 
 /** σ₁ from the Gram matrix of the shorter side (f64), so it is exact up to rounding, unlike power iteration. */
 export async function shapeOf(w: Float32Array, rows: number, cols: number): Promise<Shape> {
-  const fro = frob(w);
+  const fro = frobenius(w);
   if (fro === 0) return { meanRowShare: 0, sigma1Share: 0 };
   const mean = new Float64Array(cols);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) mean[c] += w[r * cols + c];
@@ -76,7 +77,7 @@ export async function informationForType(
 ): Promise<{ rows: InformationRow[]; steps: { lesa: number; 'lesa-step-matched': number } }> {
   const rows: InformationRow[] = [];
   const US = basis(d);
-  const budgets = { lesa: { ...lesa, predictorSteps: lesa.predictorSteps === STEP_MATCHED ? undefined : lesa.predictorSteps }, 'lesa-step-matched': { ...lesa, predictorSteps: STEP_MATCHED } } as const;
+  const budgets = { lesa: { ...lesa, predictorSteps: lesa.predictorSteps === STEP_MATCHED ? null : lesa.predictorSteps }, 'lesa-step-matched': { ...lesa, predictorSteps: STEP_MATCHED } } as const;
   const steps = { lesa: 0, 'lesa-step-matched': 0 };
   for (const [k, i] of layers.entries()) {
     const [prev, truth, next] = await Promise.all([i - 1, i, i + 1].map((j) => readLayer(ckpt, layout, d.type, j)));
@@ -86,7 +87,7 @@ export async function informationForType(
       steps[name] = p.steps;
       guesses[name] = await information(await predictWeight(d, p, i - 1, i + 1, US), truth, d.rows, d.cols);
     }
-    const norm = (frob(prev) + frob(next)) / 2;
+    const norm = (frobenius(prev) + frobenius(next)) / 2;
     guesses['rand-svd'] = await information(await randomInBasis(d, US, (typeSeed(seed + 2, d.type) ^ i) >>> 0, norm), truth, d.rows, d.cols);
     guesses.random = await information(sizeMatchedRandom(prev, next, (typeSeed(seed + 1, d.type) ^ i) >>> 0), truth, d.rows, d.cols);
     rows.push({ type: d.type, layer: i, truth: await shapeOf(truth, d.rows, d.cols), guesses: guesses as Record<Guess, Information> });

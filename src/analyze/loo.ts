@@ -1,10 +1,11 @@
 import type { Checkpoint } from '../checkpoint/types.js';
 import type { ModelLayout } from '../arch/index.js';
+import { frobenius } from '../execute/f32.js';
 import { gaussian } from '../execute/rng.js';
-import type { LesaOptions } from '../methods/method.js';
+import type { LesaOptions } from '../methods/lesa/options.js';
 import { basis, decompose, readLayer, type Decomposition } from '../methods/lesa/decompose.js';
 import { interiorLayers, predictWeight, train, typeSeed } from '../methods/lesa/predictor.js';
-import type { Reporter } from '../report/reporter.js';
+import type { Reporter } from '../progress/reporter.js';
 
 /** How close a guess Ŵ is to the truth W. Relative error alone can be gamed (method.md §4.1). */
 export interface Closeness {
@@ -35,15 +36,9 @@ export function closeness(guess: Float32Array, truth: Float32Array): Closeness {
 /** Normal entries at the neighbours' mean Frobenius norm: the control with no structure at all. */
 export function sizeMatchedRandom(prev: Float32Array, next: Float32Array, seed: number): Float32Array {
   const rnd = gaussian(prev.length, seed, 1);
-  const scale = (frob(prev) + frob(next)) / 2 / frob(rnd);
+  const scale = (frobenius(prev) + frobenius(next)) / 2 / frobenius(rnd);
   for (let e = 0; e < rnd.length; e++) rnd[e] *= scale;
   return rnd;
-}
-
-export function frob(x: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
-  return Math.sqrt(s);
 }
 
 export interface LooOptions {

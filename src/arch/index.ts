@@ -1,19 +1,25 @@
 import { UserError } from '../errors.js';
-import type { DType, ModelConfig } from '../checkpoint/types.js';
+import { isFloatDType, type DType, type ModelConfig } from '../checkpoint/types.js';
 import { gemma2 } from './families/gemma2.js';
 import { gemma3 } from './families/gemma3.js';
 import { llama } from './families/llama.js';
 import { mistral } from './families/mistral.js';
+import { mixtral } from './families/mixtral.js';
 import { olmo2 } from './families/olmo2.js';
 import { phi3 } from './families/phi3.js';
 import { qwen2 } from './families/qwen2.js';
 import { qwen3 } from './families/qwen3.js';
-import { type ArchTable, type LayerTensor, validateTable } from './schema.js';
+import { qwen2Moe, qwen3Moe } from './families/qwen-moe.js';
+import { gemma3Vlm, mistral3, qwen2Vl } from './families/vlm.js';
+import { unsupportedMessage } from './nearest.js';
+import { type ArchTable, expandExperts, type LayerTensor, validateTable } from './schema.js';
 
 export type { ArchTable, LayerTensor } from './schema.js';
 export { linearTypes } from './schema.js';
 
-export const families: readonly ArchTable[] = [llama, mistral, qwen2, qwen3, gemma2, gemma3, olmo2, phi3].map(validateTable);
+export const families: readonly ArchTable[] = [
+  llama, mistral, qwen2, qwen3, gemma2, gemma3, olmo2, phi3, mixtral, qwen2Moe, qwen3Moe, gemma3Vlm, mistral3, qwen2Vl,
+].map(validateTable);
 
 const byModelType = new Map<string, ArchTable>();
 for (const t of families) for (const m of t.modelTypes) {
@@ -25,12 +31,43 @@ export function supportedModelTypes(): string[] {
   return [...byModelType.keys()].sort();
 }
 
-export function archFor(config: ModelConfig): ArchTable {
+/** The table for this config; with the checkpoint's tensor names, an unknown model_type is answered with the nearest family. */
+export function archFor(config: ModelConfig, tensorNames?: Iterable<string>): ArchTable {
   const mt = config.model_type;
   if (typeof mt !== 'string') throw new UserError('config.json has no "model_type"; lesa needs it to know the architecture');
   const t = byModelType.get(mt);
-  if (!t) throw new UserError(`unsupported architecture model_type "${mt}"; supported: ${supportedModelTypes().join(', ')}`);
+  if (!t) {
+    const nearest = tensorNames ? unsupportedMessage(config, [...tensorNames], families) : '';
+    throw new UserError(`unsupported architecture model_type "${mt}"; supported: ${supportedModelTypes().join(', ')}${nearest}`);
+  }
   return t;
+}
+
+/** The config object that holds the language model's keys: the nested text config of a wrapper, else the config itself. */
+export function textConfig(config: ModelConfig, arch: ArchTable): ModelConfig {
+  if (arch.textConfig === null) return config;
+  const v = config[arch.textConfig.key];
+  if (v === undefined && arch.textConfig.flatAllowed) return config;
+  if (!v || typeof v !== 'object' || Array.isArray(v)) {
+    throw new UserError(`config.json "${arch.textConfig.key}" must be an object (the ${arch.family} language model's config), got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`);
+  }
+  return v as ModelConfig;
+}
+
+/** The table with its expert placeholders expanded for this checkpoint's expert count. */
+function resolveExperts(arch: ArchTable, text: ModelConfig): ArchTable {
+  if (!arch.experts) return arch;
+  const key = arch.experts.countKeys.find((k) => text[k] !== undefined);
+  const count = key === undefined ? undefined : text[key];
+  if (!Number.isSafeInteger(count) || (count as number) < 1) {
+    throw new UserError(`config.json "${key ?? arch.experts.countKeys[0]}" (experts per layer) must be a positive integer, got ${JSON.stringify(count)}`);
+  }
+  for (const [k, want] of Object.entries(arch.experts.everyLayerSparseWhen)) {
+    if (text[k] !== undefined && JSON.stringify(text[k]) !== JSON.stringify(want)) {
+      throw new UserError(`config.json "${k}" = ${JSON.stringify(text[k])} makes some ${arch.family} layers dense; lesa grows MoE checkpoints whose every layer has the experts (${k} = ${JSON.stringify(want)})`);
+    }
+  }
+  return expandExperts(arch, count as number);
 }
 
 interface ShapeInfo { dtype: DType; shape: number[] }
@@ -52,20 +89,22 @@ export function layerTensorName(arch: ArchTable, layer: number, lt: LayerTensor)
   return `${arch.layerPrefix}${layer}.${lt.suffix}`;
 }
 
-const FLOAT = new Set<DType>(['F32', 'F16', 'BF16']);
 
 /** Validates that the checkpoint's tensors are exactly what the table and config describe. */
 export function resolveLayout(config: ModelConfig, tensors: Map<string, ShapeInfo>): ModelLayout {
-  const arch = archFor(config);
-  const L = config[arch.depthKey];
+  const table = archFor(config, tensors.keys());
+  const text = textConfig(config, table);
+  const arch = resolveExperts(table, text);
+  const where = text === config ? '' : `${arch.textConfig!.key}.`;
+  const L = text[arch.depthKey];
   if (!Number.isSafeInteger(L) || (L as number) < 1) {
-    throw new UserError(`config.json "${arch.depthKey}" must be a positive integer, got ${JSON.stringify(L)}`);
+    throw new UserError(`config.json "${where}${arch.depthKey}" must be a positive integer, got ${JSON.stringify(L)}`);
   }
   const layers = L as number;
   for (const key of arch.perLayerConfigLists) {
-    const v = config[key];
+    const v = text[key];
     if (v !== undefined && v !== null && (!Array.isArray(v) || v.length !== layers)) {
-      throw new UserError(`config.json "${key}" must list one entry per layer (${layers}), got ${Array.isArray(v) ? v.length : typeof v}`);
+      throw new UserError(`config.json "${where}${key}" must list one entry per layer (${layers}), got ${Array.isArray(v) ? v.length : typeof v}`);
     }
   }
   const prefix = arch.layerPrefix;
@@ -80,7 +119,7 @@ export function resolveLayout(config: ModelConfig, tensors: Map<string, ShapeInf
     const lt = bySuffix.get(rest.slice(dot + 1));
     if (dot <= 0 || !/^(0|[1-9]\d*)$/.test(idxText)) throw new UserError(`tensor ${name} is under "${prefix}" but has no layer index`);
     const idx = Number(idxText);
-    if (idx >= layers) throw new UserError(`tensor ${name} belongs to layer ${idx}, but config.json says ${arch.depthKey} = ${layers}`);
+    if (idx >= layers) throw new UserError(`tensor ${name} belongs to layer ${idx}, but config.json says ${where}${arch.depthKey} = ${layers}`);
     if (!lt) throw new UserError(`tensor ${name}: unknown per-layer tensor for the ${arch.family} table; lesa cannot grow a layer it does not fully know`);
     if (!seen.has(lt.type)) seen.set(lt.type, new Set());
     seen.get(lt.type)!.add(idx);
@@ -100,7 +139,7 @@ export function resolveLayout(config: ModelConfig, tensors: Map<string, ShapeInf
     const first = tensors.get(layerTensorName(arch, 0, lt))!;
     const wantDims = lt.role === 'linear' ? 2 : 1;
     if (first.shape.length !== wantDims) throw new UserError(`tensor ${layerTensorName(arch, 0, lt)} has shape [${first.shape}] but a ${lt.role} must be ${wantDims}-D`);
-    if (!FLOAT.has(first.dtype)) throw new UserError(`tensor ${layerTensorName(arch, 0, lt)} has dtype ${first.dtype}; lesa handles F32, F16 and BF16 layers`);
+    if (!isFloatDType(first.dtype)) throw new UserError(`tensor ${layerTensorName(arch, 0, lt)} has dtype ${first.dtype}; lesa handles F32, F16 and BF16 layers`);
     for (let i = 1; i < layers; i++) {
       const t = tensors.get(layerTensorName(arch, i, lt))!;
       if (t.dtype !== first.dtype || t.shape.join() !== first.shape.join()) {
@@ -115,16 +154,17 @@ export function resolveLayout(config: ModelConfig, tensors: Map<string, ShapeInf
     if (!g.optional && !tensors.has(g.name)) throw new UserError(`missing tensor ${g.name} (required by the ${arch.family} table)`);
   }
   const orderedGlobals = [...known.filter((n) => tensors.has(n)), ...globals.filter((n) => !known.includes(n))];
-  checkConfigShapes(config, arch, typeInfo, tensors);
+  checkConfigShapes(text, arch, typeInfo, tensors);
   const globalInfo = new Map(orderedGlobals.map((n) => [n, tensors.get(n)!]));
   return { arch, layers, layerTensors: present, typeInfo, globals: orderedGlobals, globalInfo };
 }
 
 function checkConfigShapes(config: ModelConfig, arch: ArchTable, info: Map<string, ShapeInfo>, tensors: Map<string, ShapeInfo>): void {
   const hidden = config.hidden_size;
-  const emb = tensors.get('model.embed_tokens.weight');
+  const embName = arch.globalTensors.find((g) => g.name.endsWith('embed_tokens.weight'))?.name ?? '';
+  const emb = tensors.get(embName);
   if (typeof hidden === 'number' && emb && emb.shape[1] !== hidden) {
-    throw new UserError(`config.json hidden_size = ${hidden} but model.embed_tokens.weight is [${emb.shape}]`);
+    throw new UserError(`config.json hidden_size = ${hidden} but ${embName} is [${emb.shape}]`);
   }
   const inter = config.intermediate_size;
   const gate = info.get('gate_proj');

@@ -32,13 +32,22 @@ export interface UnitSymmetries {
   heads: { q: string[]; kv: string[]; o: string[] };
 }
 
+/** The expert-index placeholder in a layer tensor's type and suffix (MoE tables). */
+export const EXPERT = '{e}';
+
 export interface ArchTable {
   family: string;
   /** config.model_type values this table serves. */
   modelTypes: string[];
   /** config.architectures values this table serves. */
   architectures: string[];
-  /** config key that holds the number of decoder layers. */
+  /**
+   * The nested language-model config of multimodal wrappers (`key`: "text_config"): the depth,
+   * per-layer lists, layer-index keys and head counts are read and written there. `flatAllowed`:
+   * a config without the key keeps them at the top level (Qwen2-VL's hub configs).
+   */
+  textConfig: { key: string; flatAllowed: boolean } | null;
+  /** config key (in the text config) that holds the number of decoder layers. */
   depthKey: string;
   /** Per-layer tensor names start with `${layerPrefix}${index}.`. */
   layerPrefix: string;
@@ -61,13 +70,22 @@ export interface ArchTable {
    * projections: a norm of an all-zero input has a ~1/sqrt(eps) gradient, which blows up.
    */
   residualScales: string[];
-  /** null when the units cannot be permuted tensor by tensor (fused projections): no neuron alignment. */
+  /**
+   * Mixture-of-experts: layer tensors whose type and suffix hold `{e}` exist once per expert,
+   * e = 0..count-1, count read from the first of `countKeys` present in the text config.
+   * Lists of types (residualOutputs, residualScales) may name the placeholder types.
+   * `everyLayerSparseWhen`: config values (absent counts as matching) under which every layer
+   * has the experts; any other value means some dense layers, which lesa refuses.
+   */
+  experts: { countKeys: string[]; everyLayerSparseWhen: Record<string, unknown> } | null;
+  /** null when the units cannot be permuted tensor by tensor (fused projections, experts): no neuron alignment. */
   units: UnitSymmetries | null;
 }
 
 const TABLE_KEYS = new Set<keyof ArchTable>([
-  'family', 'modelTypes', 'architectures', 'depthKey', 'layerPrefix', 'layerTensors',
-  'globalTensors', 'perLayerConfigLists', 'layerIndexConfigKeys', 'normIdentity', 'residualOutputs', 'residualScales', 'units',
+  'family', 'modelTypes', 'architectures', 'textConfig', 'depthKey', 'layerPrefix', 'layerTensors',
+  'globalTensors', 'perLayerConfigLists', 'layerIndexConfigKeys', 'normIdentity', 'residualOutputs', 'residualScales',
+  'experts', 'units',
 ]);
 const LAYER_TENSOR_KEYS = new Set(['type', 'suffix', 'role', 'optional']);
 const GLOBAL_TENSOR_KEYS = new Set(['name', 'optional']);
@@ -99,6 +117,12 @@ export function validateTable(t: ArchTable): ArchTable {
   checkStrings(fam, 'residualOutputs', t.residualOutputs, false);
   checkStrings(fam, 'residualScales', t.residualScales, false);
   if (typeof t.depthKey !== 'string' || !t.depthKey) fail(fam, 'depthKey must be a non-empty string');
+  if (t.textConfig !== null) {
+    if (!t.textConfig || typeof t.textConfig !== 'object') fail(fam, 'textConfig must be an object or null');
+    checkKeys(fam, 'textConfig', t.textConfig, new Set(['key', 'flatAllowed']));
+    if (typeof t.textConfig.key !== 'string' || !t.textConfig.key) fail(fam, 'textConfig.key must be a non-empty string');
+    if (typeof t.textConfig.flatAllowed !== 'boolean') fail(fam, 'textConfig.flatAllowed must be boolean');
+  }
   if (typeof t.layerPrefix !== 'string' || !t.layerPrefix.endsWith('.')) fail(fam, "layerPrefix must end with '.'");
   if (t.normIdentity !== 0 && t.normIdentity !== 1) fail(fam, 'normIdentity must be 0 or 1');
   if (!Array.isArray(t.layerTensors) || t.layerTensors.length === 0) fail(fam, 'layerTensors must be a non-empty array');
@@ -114,7 +138,9 @@ export function validateTable(t: ArchTable): ArchTable {
     if (suffixes.has(lt.suffix)) fail(fam, `duplicate layer tensor suffix ${lt.suffix}`);
     types.add(lt.type);
     suffixes.add(lt.suffix);
+    if (lt.type.includes(EXPERT) !== lt.suffix.includes(EXPERT)) fail(fam, `layer tensor ${lt.type}: the expert placeholder ${EXPERT} must be in both type and suffix or in neither`);
   }
+  checkExperts(fam, t);
   for (const r of t.residualOutputs) {
     const lt = t.layerTensors.find((x) => x.type === r);
     if (!lt || lt.role !== 'linear') fail(fam, `residualOutputs names '${r}', which is not a linear layer tensor`);
@@ -131,6 +157,21 @@ export function validateTable(t: ArchTable): ArchTable {
     if (g.name.startsWith(t.layerPrefix)) fail(fam, `global tensor ${g.name} lies under the layer prefix`);
   }
   return t;
+}
+
+function checkExperts(fam: string, t: ArchTable): void {
+  const perExpert = t.layerTensors.some((lt) => lt.suffix.includes(EXPERT));
+  if (t.experts === null) {
+    if (perExpert) fail(fam, `layer tensors use ${EXPERT} but the table has no experts entry`);
+    return;
+  }
+  if (!t.experts || typeof t.experts !== 'object') fail(fam, 'experts must be an object or null');
+  checkKeys(fam, 'experts', t.experts, new Set(['countKeys', 'everyLayerSparseWhen']));
+  checkStrings(fam, 'experts.countKeys', t.experts.countKeys, true);
+  const when = t.experts.everyLayerSparseWhen;
+  if (!when || typeof when !== 'object' || Array.isArray(when)) fail(fam, 'experts.everyLayerSparseWhen must be an object');
+  if (!perExpert) fail(fam, `experts is set but no layer tensor uses ${EXPERT}`);
+  if (t.units !== null) fail(fam, 'neuron alignment (units) is not described for experts; set units to null');
 }
 
 function checkUnits(fam: string, t: ArchTable): void {
@@ -163,4 +204,15 @@ function checkUnits(fam: string, t: ArchTable): void {
 
 export function linearTypes(t: ArchTable): string[] {
   return t.layerTensors.filter((x) => x.role === 'linear').map((x) => x.type);
+}
+
+/** The table for a checkpoint with `count` experts per layer: every `{e}` type listed once per expert. */
+export function expandExperts(t: ArchTable, count: number): ArchTable {
+  const each = (s: string) => (s.includes(EXPERT) ? [...Array(count).keys()].map((e) => s.replaceAll(EXPERT, String(e))) : [s]);
+  return {
+    ...t,
+    layerTensors: t.layerTensors.flatMap((lt) => each(lt.type).map((type, e) => ({ ...lt, type, suffix: each(lt.suffix)[e] }))),
+    residualOutputs: t.residualOutputs.flatMap(each),
+    residualScales: t.residualScales.flatMap(each),
+  };
 }

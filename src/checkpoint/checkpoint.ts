@@ -7,7 +7,8 @@ import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import * as path from 'node:path';
-import type { Checkpoint, DType, ModelConfig, TensorRef } from './types.js';
+import { constants as bufferConstants } from 'node:buffer';
+import { isFloatDType, type Checkpoint, type DType, type ModelConfig, type TensorRef, type TensorSpan } from './types.js';
 import { toF32 } from '../native/index.js';
 import { CheckpointError, InternalError, ioError, q } from './errors.js';
 import { parseStrictJson, JsonSyntaxError, type Json } from './json.js';
@@ -272,8 +273,16 @@ class CheckpointImpl implements OpenedCheckpoint {
     return h;
   }
 
+  async span(name: string): Promise<TensorSpan> {
+    const t = this.ref(name);
+    const fh = await this.handle(t.file);
+    return { fd: fh.fd, file: t.file, start: t.start, byteLength: t.byteLength };
+  }
+
   async readRaw(name: string): Promise<Buffer> {
     const t = this.ref(name);
+    // Plans refuse whole-tensor work on such tensors up front (src/plan/whole-tensors.ts).
+    if (t.byteLength > bufferConstants.MAX_LENGTH) throw new InternalError(`tensor ${q(name)} is ${t.byteLength} bytes, above Node's ${bufferConstants.MAX_LENGTH}-byte buffer cap; it can only be copied as a span`);
     const buf = Buffer.allocUnsafeSlow(t.byteLength);
     if (t.byteLength === 0) return buf;
     const fh = await this.handle(t.file);
@@ -284,7 +293,7 @@ class CheckpointImpl implements OpenedCheckpoint {
   async readF32(name: string): Promise<Float32Array> {
     const t = this.ref(name);
     const dt: DType = t.dtype;
-    if (dt !== 'F32' && dt !== 'F16' && dt !== 'BF16') {
+    if (!isFloatDType(dt)) {
       throw new CheckpointError('UnsupportedDtype', `${t.file}: tensor ${q(name)} is ${dt}; only F32, F16 and BF16 tensors can be computed with`, { file: t.file, tensor: name });
     }
     const raw = await this.readRaw(name);

@@ -1,3 +1,5 @@
+import { open, type FileHandle } from 'node:fs/promises';
+
 /**
  * User errors of the checkpoint layer. Every failure caused by the input (a malformed or
  * hostile checkpoint), the output location or the disk is a `CheckpointError` with one of a
@@ -143,5 +145,14 @@ export class InternalError extends Error {
   constructor(message: string) {
     super(`internal error: ${message}`);
     this.name = 'InternalError';
+  }
+}
+
+/** Opens `file` for reading; a failure becomes the one-line CheckpointError ioError makes. */
+export async function openRead(file: string): Promise<FileHandle> {
+  try {
+    return await open(file, 'r');
+  } catch (e) {
+    throw ioError(e, file, file);
   }
 }

@@ -11,8 +11,9 @@ export type LesaManifest = {
   created: string;
   method: string;
   options: Record<string, unknown>;
-  /** fingerprint: sha256 of the weight files' headers and sizes (always); sha256: of their contents (--hash-source). */
-  source: { dir: string; fingerprint: string; sha256?: string };
+  /** fingerprint: sha256 of the weight files' headers and sizes (always); sha256: of their contents (--hash-source);
+   *  hub: the hub id, revision and resolved commit when the source was given as one. */
+  source: { dir: string; fingerprint: string; sha256?: string; hub?: { repo: string; revision: string; commit: string } };
   source_layers: number;
   target_layers: number;
   layer_prefix: string;

@@ -8,7 +8,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as fsp from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { DTYPE_SIZES, type DType } from './types.js';
-import { CheckpointError, ioError, q } from './errors.js';
+import { CheckpointError, ioError, openRead, q } from './errors.js';
 import { parseStrictJson, JsonSyntaxError, type Json } from './json.js';
 
 /** Largest header accepted (same cap as the reference Rust implementation). */
@@ -231,12 +231,7 @@ export async function readSafetensorsFile(file: string): Promise<OpenedSafetenso
     throw ioError(e, file, file);
   }
   if (!st.isFile()) throw new CheckpointError('NotAFile', `${file}: not a regular file; weight files must be regular files`, { file });
-  let fh: FileHandle;
-  try {
-    fh = await fsp.open(file, 'r');
-  } catch (e) {
-    throw ioError(e, file, file);
-  }
+  const fh = await openRead(file);
   try {
     const st2 = await fh.stat();
     if (!st2.isFile() || st2.ino !== st.ino || st2.dev !== st.dev) {

@@ -8,6 +8,13 @@ export const DTYPE_SIZES = {
 export type DType = keyof typeof DTYPE_SIZES;
 /** Floating dtypes lesa can compute with (converted to f32 for math). */
 export type FloatDType = 'F32' | 'F16' | 'BF16';
+export const FLOAT_DTYPES: readonly FloatDType[] = ['F32', 'F16', 'BF16'];
+export const isFloatDType = (d: string): d is FloatDType => (FLOAT_DTYPES as readonly string[]).includes(d);
+
+/** Elements of a tensor of this shape (sizes already validated; see safetensors.ts checkedNumel for untrusted ones). */
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
 
 /** A tensor inside a safetensors file, located but not read. */
 export interface TensorRef {
@@ -30,6 +37,14 @@ export interface TensorSpec {
 
 export type ModelConfig = Record<string, unknown>;
 
+/** Where a tensor's stored bytes lie: a descriptor open for reading (until close()) and a range. */
+export interface TensorSpan {
+  fd: number;
+  file: string;
+  start: number;
+  byteLength: number;
+}
+
 export interface Checkpoint {
   /** Absolute, real path of the checkpoint directory. */
   dir: string;
@@ -46,5 +61,10 @@ export interface Checkpoint {
   readRaw(name: string): Promise<Buffer>;
   /** One tensor converted to f32 (floating dtypes only). */
   readF32(name: string): Promise<Float32Array>;
+  /**
+   * The stored bytes of one tensor as a file span, for byte-for-byte copies that never hold
+   * the tensor; undefined (or no method) when the tensor is not the stored bytes (a permuted view).
+   */
+  span?(name: string): Promise<TensorSpan | undefined>;
   close(): Promise<void>;
 }

@@ -4,7 +4,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Checkpoint } from './types.js';
-import { CheckpointError, ioError, q } from './errors.js';
+import { CheckpointError, ioError, openRead, q } from './errors.js';
 import { parseStrictJson, JsonSyntaxError, type Json } from './json.js';
 import { checkRelativeName, isInsideOrEqual } from './paths.js';
 import { MANIFEST_NAME } from './checkpoint.js';
@@ -154,12 +154,7 @@ export async function fingerprintCheckpoint(ckpt: Checkpoint & { weightFiles?: s
   let lines = '';
   for (const rel of weightFilesOf(ckpt)) {
     const abs = path.join(ckpt.dir, rel);
-    let fh: fsp.FileHandle;
-    try {
-      fh = await fsp.open(abs, 'r');
-    } catch (e) {
-      throw ioError(e, abs, abs);
-    }
+    const fh = await openRead(abs);
     try {
       const st = await fh.stat();
       const header = await readHeader(fh, st.size, abs);

@@ -1,15 +1,16 @@
 /**
  * Streaming output: plan the shards (every header known before any data exists), then
- * write tensors one at a time into a temporary sibling directory, hashing as we go, and
- * rename it into place at finalize. Peak memory: the tensor being written.
+ * write tensors one at a time into a temporary sibling directory, hashing as we go (off the
+ * main thread), fsync every file in one pass and rename the directory into place at
+ * finalize. Peak memory: the tensor being written; none for tensors copied as file spans.
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { DTYPE_SIZES, type TensorSpec } from './types.js';
-import { CheckpointError, InternalError, ioError, q } from './errors.js';
+import { CheckpointError, InternalError, ioError, openRead, q } from './errors.js';
 import { checkedByteLength, IO_CHUNK } from './safetensors.js';
 import { checkRelativeName, isInsideOrEqual } from './paths.js';
 import { INDEX_NAME, MANIFEST_NAME, SINGLE_NAME } from './checkpoint.js';
@@ -17,6 +18,7 @@ import { registerAbortable, unregisterAbortable, type Abortable } from './cleanu
 import { MANIFEST_FORMAT } from './manifest.js';
 import { removeDeadSiblings, tempSibling } from './leftovers.js';
 import { stringifyJson } from './json.js';
+import { copySpans, Sha256, type CheckedDtype } from '../native/io.js';
 
 export const DEFAULT_MAX_SHARD_BYTES = 5e9;
 
@@ -149,6 +151,13 @@ export interface WriterOptions {
   openFile?: OpenFile;
 }
 
+/** One tensor to copy from a span of an open file (Checkpoint.span gives them). */
+export interface TensorCopy {
+  name: string;
+  src: { fd: number; start: number; byteLength: number };
+  check?: CheckedDtype;
+}
+
 export interface FinalizeResult {
   dir: string;
   files: Record<string, string>;
@@ -205,7 +214,9 @@ export class CheckpointWriter implements Abortable {
   private next = 0;
   private shard = -1;
   private fh: FileHandle | null = null;
-  private hash: Hash | null = null;
+  private hash: Sha256 | null = null;
+  /** The open shard has all-zero spans left unwritten: it is sized when closed. */
+  private holes = false;
   private shardBytesDone = 0;
   private readonly hashes = new Map<string, string>();
   private readonly reserved = new Set<string>();
@@ -327,8 +338,16 @@ export class CheckpointWriter implements Abortable {
     }
   }
 
-  private static hashUpdate(h: Hash, bytes: Uint8Array): void {
-    for (let o = 0; o < bytes.length; o += IO_CHUNK) h.update(bytes.subarray(o, Math.min(bytes.length, o + IO_CHUNK)));
+  /** Write `bytes` at `pos` of the open shard while the hash takes them on another thread. */
+  private async writeHashed(bytes: Uint8Array, pos: number, what: string, file: string): Promise<void> {
+    const hashed = this.hash!.update(bytes);
+    try {
+      await this.writeAt(this.fh!, bytes, pos);
+    } catch (e) {
+      await hashed.catch(() => undefined);
+      return this.fail(e, what, file);
+    }
+    await hashed;
   }
 
   private async openShard(i: number): Promise<void> {
@@ -336,27 +355,28 @@ export class CheckpointWriter implements Abortable {
     const file = path.join(this.tmpDir, s.file);
     try {
       this.fh = await this.openFile(file, 'wx');
-      this.hash = createHash('sha256');
-      this.shard = i;
-      await this.writeAt(this.fh, s.header, 0);
-      CheckpointWriter.hashUpdate(this.hash, s.header);
-      this.shardBytesDone += s.header.length;
     } catch (e) {
       return this.fail(e, `the header of ${s.file}`, file);
     }
+    this.hash = new Sha256();
+    this.holes = false;
+    this.shard = i;
+    await this.writeHashed(s.header, 0, `the header of ${s.file}`, file);
+    this.shardBytesDone += s.header.length;
   }
 
+  /** Close the shard (its fsync comes in finalize's single pass). */
   private async closeShard(): Promise<void> {
     const s = this.plan.shards[this.shard];
     const file = path.join(this.tmpDir, s.file);
     try {
-      await this.fh!.sync();
+      if (this.holes) await this.fh!.truncate(s.fileBytes);
       await this.fh!.close();
     } catch (e) {
       return this.fail(e, s.file, file);
     }
     this.fh = null;
-    this.hashes.set(s.file, this.hash!.digest('hex'));
+    this.hashes.set(s.file, this.hash!.digest());
     this.hash = null;
   }
 
@@ -365,24 +385,75 @@ export class CheckpointWriter implements Abortable {
     return this.exclusive('writeTensor', () => this.writeTensorNow(name, bytes));
   }
 
-  private async writeTensorNow(name: string, bytes: Uint8Array): Promise<void> {
-    const step = this.plan.order[this.next];
-    if (step === undefined) throw new InternalError(`writeTensor(${q(name)}): all ${this.plan.order.length} planned tensors are already written`);
-    if (step.tensor.name !== name) throw new InternalError(`writeTensor(${q(name)}): expected ${q(step.tensor.name)} (tensor ${this.next} of the plan)`);
-    if (bytes.length !== step.tensor.byteLength) {
-      throw new InternalError(`writeTensor(${q(name)}): got ${bytes.length} bytes, the plan says ${step.tensor.byteLength} (${step.tensor.dtype} ${JSON.stringify(step.tensor.shape)})`);
+  /** Step `at` of the plan, which must be `name` with `byteLength` bytes. */
+  private expectStep(op: string, at: number, name: string, byteLength: number): ShardPlan['order'][number] {
+    const step = this.plan.order[at];
+    if (step === undefined) throw new InternalError(`${op}(${q(name)}): all ${this.plan.order.length} planned tensors are already written`);
+    if (step.tensor.name !== name) throw new InternalError(`${op}(${q(name)}): expected ${q(step.tensor.name)} (tensor ${at} of the plan)`);
+    if (byteLength !== step.tensor.byteLength) {
+      throw new InternalError(`${op}(${q(name)}): got ${byteLength} bytes, the plan says ${step.tensor.byteLength} (${step.tensor.dtype} ${JSON.stringify(step.tensor.shape)})`);
     }
+    return step;
+  }
+
+  /** The plan's next step, which must be `name` with `byteLength` bytes; its shard opened. */
+  private async nextStep(op: string, name: string, byteLength: number): Promise<{ step: ShardPlan['order'][number]; shard: PlannedShard; file: string }> {
+    const step = this.expectStep(op, this.next, name, byteLength);
     if (this.shard !== step.shard) await this.openShard(step.shard);
-    const s = this.plan.shards[step.shard];
-    try {
-      await this.writeAt(this.fh!, bytes, s.header.length + step.tensor.begin);
-    } catch (e) {
-      return this.fail(e, `tensor ${q(name)}`, path.join(this.tmpDir, s.file));
-    }
-    CheckpointWriter.hashUpdate(this.hash!, bytes);
-    this.shardBytesDone += bytes.length;
+    const shard = this.plan.shards[step.shard];
+    return { step, shard, file: path.join(this.tmpDir, shard.file) };
+  }
+
+  private async stepDone(step: ShardPlan['order'][number], shard: PlannedShard): Promise<void> {
+    this.shardBytesDone += step.tensor.byteLength;
     this.next++;
-    if (s.tensors[s.tensors.length - 1] === step.tensor) await this.closeShard();
+    if (shard.tensors[shard.tensors.length - 1] === step.tensor) await this.closeShard();
+  }
+
+  private async writeTensorNow(name: string, bytes: Uint8Array): Promise<void> {
+    const { step, shard, file } = await this.nextStep('writeTensor', name, bytes.length);
+    await this.writeHashed(bytes, shard.header.length + step.tensor.begin, `tensor ${q(name)}`, file);
+    await this.stepDone(step, shard);
+  }
+
+  /**
+   * Append the next tensors of the plan as byte-for-byte copies of spans of open files,
+   * through the kernel, never holding them (one native job per shard they fall in); `check`
+   * counts each one's NaN/Inf on the way. Returns those counts (the caller decides what a
+   * non-finite input means).
+   */
+  async copyTensors(items: readonly TensorCopy[]): Promise<number[]> {
+    return this.exclusive('copyTensors', async () => {
+      const bad: number[] = [];
+      while (bad.length < items.length) {
+        const first = items[bad.length];
+        const { step, shard, file } = await this.nextStep('copyTensors', first.name, first.src.byteLength);
+        const group = [{ item: first, step }];
+        while (bad.length + group.length < items.length && this.plan.order[this.next + group.length]?.shard === step.shard) {
+          const item = items[bad.length + group.length];
+          group.push({ item, step: this.expectStep('copyTensors', this.next + group.length, item.name, item.src.byteLength) });
+        }
+        let copied;
+        try {
+          copied = await copySpans(this.hash!, this.fh!.fd, group.map(({ item, step: s }) => ({
+            srcFd: item.src.fd, srcOffset: item.src.start, dstOffset: shard.header.length + s.tensor.begin, length: item.src.byteLength, check: item.check,
+          })));
+        } catch (e) {
+          return this.fail(e, group.length === 1 ? `tensor ${q(first.name)}` : `tensors ${q(first.name)} to ${q(group[group.length - 1].item.name)}`, file);
+        }
+        if (copied.holes) this.holes = true;
+        for (const [k, g] of group.entries()) {
+          bad.push(copied.nonFinite[k]);
+          await this.stepDone(g.step, shard);
+        }
+      }
+      return bad;
+    });
+  }
+
+  /** copyTensors for one tensor. */
+  async copyTensor(name: string, src: TensorCopy['src'], check?: CheckedDtype): Promise<number> {
+    return (await this.copyTensors([{ name, src, check }]))[0];
   }
 
   private reserve(relName: string): string {
@@ -398,7 +469,6 @@ export class CheckpointWriter implements Abortable {
       const fh = await this.openFile(file, 'wx');
       try {
         await this.writeAt(fh, data, 0);
-        await fh.sync();
       } finally {
         await fh.close().catch(() => undefined);
       }
@@ -423,12 +493,7 @@ export class CheckpointWriter implements Abortable {
 
   private async copyFileNow(srcAbs: string, relName: string): Promise<void> {
     const file = this.reserve(relName);
-    let src: FileHandle;
-    try {
-      src = await fsp.open(srcAbs, 'r');
-    } catch (e) {
-      throw ioError(e, srcAbs, srcAbs);
-    }
+    const src = await openRead(srcAbs);
     try {
       const st = await src.stat();
       if (!st.isFile()) throw new CheckpointError('NotAFile', `${srcAbs}: not a regular file; cannot copy it`, { file: srcAbs });
@@ -459,11 +524,6 @@ export class CheckpointWriter implements Abortable {
           }
           h.update(chunk);
           pos += r.bytesRead;
-        }
-        try {
-          await dst.sync();
-        } catch (e) {
-          return await this.fail(e, relName, file);
         }
       } finally {
         await dst.close().catch(() => undefined);
@@ -503,6 +563,8 @@ export class CheckpointWriter implements Abortable {
     const full = { format: MANIFEST_FORMAT, ...manifest, files };
     await this.writeWhole(MANIFEST_NAME, path.join(this.tmpDir, MANIFEST_NAME), Buffer.from(JSON.stringify(full, null, 2) + '\n', 'utf8'));
 
+    await this.syncAll(Object.keys(files));
+
     const parent = path.dirname(this.outDir);
     let old: string | null = null;
     try {
@@ -529,6 +591,23 @@ export class CheckpointWriter implements Abortable {
     unregisterAbortable(this);
     if (old !== null) await fsp.rm(old, { recursive: true, force: true }).catch(() => undefined);
     return { dir: this.outDir, files };
+  }
+
+  /** The one fsync pass: every written file at once, so their writeback overlaps. */
+  private async syncAll(relNames: string[]): Promise<void> {
+    await Promise.all([...relNames, MANIFEST_NAME].map(async (rel) => {
+      const file = path.join(this.tmpDir, rel);
+      try {
+        const fh = await fsp.open(file, 'r');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close().catch(() => undefined);
+        }
+      } catch (e) {
+        await this.fail(e, rel, file);
+      }
+    }));
   }
 
   /** Remove the temporary directory and everything in it. Never throws; idempotent. */

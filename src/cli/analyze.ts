@@ -5,16 +5,17 @@ import { linearTypes, resolveLayout } from '../arch/index.js';
 import { openCheckpoint } from '../checkpoint/checkpoint.js';
 import type { Checkpoint } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
+import { resolveModel } from './hub.js';
 import { leaveOneOut, summarize, type LooRow } from '../analyze/loo.js';
 import { bestGaps, neighbourPredictability, scoreGaps } from '../analyze/gaps.js';
 import { alignForReading, type AlignStats } from '../align/index.js';
 import { buildReport, defaultLooLayers, writeReport } from '../analyze/report/index.js';
-import { defaultLesaOptions } from '../methods/method.js';
+import { lesaOptions } from '../methods/lesa/options.js';
+import { flagOf, withDefaults } from '../methods/options.js';
 import { interiorLayers } from '../methods/lesa/predictor.js';
-import { bytesArg, intArg, listArg, numArg } from './args.js';
-import { predictorStepsArg } from '../methods/lesa/budget.js';
+import { intArg, listArg, optionArg, optionFlag } from './args.js';
 import { formatInformation, informationStudy } from '../analyze/information.js';
-import type { Command, CommandIO } from './main.js';
+import type { Command, CommandIO } from './command.js';
 
 /** Report mode: leave-one-out is one predictor training per layer and type, so sample it. */
 export const REPORT_LOO_LAYERS = 8;
@@ -25,17 +26,17 @@ export const analyzeCommand: Command = {
     + 'With --report OUT/: a self-contained HTML page, PNG figures and report.json (spectrum, energy, coefficient trajectories, '
     + 'leave-one-out heat maps, layer similarity, and `lesa compare` results given with --compare DIR). '
     + 'With --information: does LESA carry information? On the held-out layers, cosine, norm ratio, mean-row energy share and σ₁/‖Ŵ‖_F '
-    + `of LESA at --epochs (default ${defaultLesaOptions.epochs}) and at Llama-3-8B's step count, beside rand-svd and a size-matched random matrix (also in the report). `
+    + `of LESA at --epochs (default ${lesaOptions.epochs.default}) and at Llama-3-8B's step count, beside rand-svd and a size-matched random matrix (also in the report). `
     + `In report mode leave-one-out defaults to ${REPORT_LOO_LAYERS} evenly spaced interior layers and --loo-epochs ${REPORT_LOO_EPOCHS}; --no-loo skips it.`,
   positionals: 'DIR',
   options: {
     types: { type: 'string' },
     layers: { type: 'string' },
-    epochs: { type: 'string' },
-    lambda: { type: 'string' },
-    hidden: { type: 'string' },
+    epochs: optionFlag(lesaOptions.epochs),
+    lambda: optionFlag(lesaOptions.lambda),
+    hidden: optionFlag(lesaOptions.hidden),
     seed: { type: 'string' },
-    'max-memory': { type: 'string' },
+    'max-memory': optionFlag(lesaOptions.maxMemory),
     report: { type: 'string' },
     'loo-epochs': { type: 'string' },
     'no-loo': { type: 'boolean' },
@@ -43,7 +44,7 @@ export const analyzeCommand: Command = {
     gaps: { type: 'string' },
     align: { type: 'boolean' },
     information: { type: 'boolean' },
-    'predictor-steps': { type: 'string' },
+    'predictor-steps': optionFlag(lesaOptions.predictorSteps),
   },
   async run(v, pos, io: CommandIO) {
     if (pos.length !== 1) throw new UserError('usage: lesa analyze DIR [--types q_proj,...] [--layers 5,15,25] [--epochs N] [--report OUT/ [--loo-epochs N] [--no-loo] [--compare DIR]]');
@@ -55,10 +56,11 @@ export const analyzeCommand: Command = {
     }
     if (v.information && v['no-loo']) throw new UserError('--information runs on the leave-one-out layers; drop --no-loo');
     if (v.information && v.gaps !== undefined) throw new UserError('--gaps is its own mode; drop --information');
+    if (reportDir && v.gaps !== undefined) throw new UserError('--gaps is its own mode; drop --report');
     if (v['no-loo'] && (v.layers !== undefined || v['loo-epochs'] !== undefined || v.epochs !== undefined)) {
       throw new UserError('--no-loo skips leave-one-out; drop --layers/--epochs/--loo-epochs or drop --no-loo');
     }
-    const input = await openCheckpoint(pos[0]);
+    const input = await openCheckpoint((await resolveModel(pos[0])).dir);
     let ckpt: Checkpoint = input;
     let alignment: { summary: Record<string, number>; layers: AlignStats[] } | undefined;
     const scratch = await mkdtemp(join(tmpdir(), 'lesa-analyze-'));
@@ -76,15 +78,11 @@ export const analyzeCommand: Command = {
       const interior = interiorLayers(layout.layers);
       const layers = listArg('layers', s('layers')) ?? (reportDir ? defaultLooLayers(layout.layers, REPORT_LOO_LAYERS) : interior);
       for (const l of layers) if (!interior.includes(l)) throw new UserError(`--layers ${l} is not an interior layer (1..${layout.layers - 2})`);
-      const lesa = {
-        ...defaultLesaOptions,
-        epochs: (reportDir ? intArg('loo-epochs', s('loo-epochs'), 1, 100000) : undefined)
-          ?? intArg('epochs', s('epochs'), 1, 100000) ?? (reportDir ? REPORT_LOO_EPOCHS : defaultLesaOptions.epochs),
-        lambda: numArg('lambda', s('lambda'), 0, 1) ?? defaultLesaOptions.lambda,
-        hidden: intArg('hidden', s('hidden'), 1, 65536) ?? defaultLesaOptions.hidden,
-        maxMemory: bytesArg('max-memory', s('max-memory')) ?? defaultLesaOptions.maxMemory,
-        predictorSteps: predictorStepsArg(s('predictor-steps')),
-      };
+      const arg = (k: keyof typeof lesaOptions, flag = flagOf(k)) => optionArg(flag, lesaOptions[k], v[flag]);
+      const lesa = withDefaults(lesaOptions, {
+        epochs: (reportDir ? arg('epochs', 'loo-epochs') : undefined) ?? arg('epochs') ?? (reportDir ? REPORT_LOO_EPOCHS : undefined),
+        lambda: arg('lambda'), hidden: arg('hidden'), maxMemory: arg('maxMemory'), predictorSteps: arg('predictorSteps'),
+      });
       if (typeof lesa.predictorSteps === 'number' && (s('epochs') ?? s('loo-epochs')) !== undefined) {
         throw new UserError('give --epochs or --predictor-steps N, not both (--epochs scales only --predictor-steps llama-3-8b)');
       }
@@ -104,7 +102,6 @@ export const analyzeCommand: Command = {
       }
       const gapCount = intArg('gaps', s('gaps'), 1, 64 * layout.layers);
       if (gapCount !== undefined) {
-        if (reportDir) throw new UserError('--gaps is its own mode; drop --report');
         io.reporter.phase('neighbour leave-one-out', { types: types.length });
         const perLayer = await neighbourPredictability(ckpt, layout, types, (d, t) => io.reporter.progress(d, t, { unit: 'tensors' }));
         const gaps = scoreGaps(perLayer, layout.layers);

@@ -3,41 +3,39 @@ import { UserError } from '../errors.js';
 import { expand } from '../expand.js';
 import type { Resources } from '../plan/resources.js';
 import type { Plan } from '../plan/recipe.js';
-import { predictorStepsArg } from '../methods/lesa/budget.js';
-import { bytesArg, choiceArg, intArg, listArg, numArg } from './args.js';
-import type { Command, CommandIO } from './main.js';
+import { alignable, methodFlags, methods } from '../methods/registry.js';
+import { flagOf, type OptionValue } from '../methods/options.js';
+import { bytesArg, choiceArg, intArg, listArg, optionArg, optionFlag, scaleArg } from './args.js';
+import type { Command, CommandIO } from './command.js';
+import { resolveModel } from './hub.js';
 
 /** Chosen by issue 7's study (docs/study.md): best mean regret over SmolLM2 and Gemma 3, with bottom placement. */
 export const DEFAULT_METHOD = 'llama-pro';
+
 
 export const expandCommand: Command = {
   summary: `Grow DIR to --target-layers layers and write the checkpoint to OUT (method default: ${DEFAULT_METHOD}).`,
   positionals: 'DIR -o OUT --target-layers N',
   options: {
-    output: { type: 'string', short: 'o' },
-    method: { type: 'string', short: 'm' },
-    'target-layers': { type: 'string', short: 'n' },
-    after: { type: 'string' },
-    placement: { type: 'string' },
-    seed: { type: 'string' },
-    'match-norm': { type: 'boolean' },
-    epochs: { type: 'string' },
-    'predictor-steps': { type: 'string' },
-    lambda: { type: 'string' },
-    hidden: { type: 'string' },
-    lr: { type: 'string' },
-    batch: { type: 'string' },
-    'weight-decay': { type: 'string' },
-    fill: { type: 'string' },
-    'zero-out': { type: 'boolean' },
-    align: { type: 'boolean' },
-    'max-memory': { type: 'string' },
-    'max-shard-size': { type: 'string' },
-    threads: { type: 'string' },
-    'hash-source': { type: 'boolean' },
-    force: { type: 'boolean' },
-    'dry-run': { type: 'boolean' },
+    output: { type: 'string', short: 'o', help: 'directory to write the grown model to (required unless --dry-run)' },
+    method: { type: 'string', short: 'm', help: `${methods.map((m) => m.name).join(' | ')} (lesa methods describes each)`, shows: DEFAULT_METHOD },
+    'target-layers': { type: 'string', short: 'n', help: 'depth of the grown model (required)' },
+    after: { type: 'string', help: 'comma-separated original layers to insert after (one per new layer), instead of --placement' },
+    placement: { type: 'string', help: 'where per-gap methods put new layers: top | uniform | bottom | llama-pro', shows: 'the method\'s' },
+    seed: { type: 'string', help: 'seed of random streams (random init, LESA\'s predictor); integer 0..2^32-1', shows: '0' },
+    align: { type: 'boolean', help: `permute each layer's MLP units and attention heads to match the layer before (${alignable()})` },
+    'max-shard-size': { type: 'string', help: 'largest safetensors shard of the output, e.g. 5GB', shows: 'the writer\'s' },
+    threads: { type: 'string', help: 'BLAS threads for LESA\'s numerics; integer 1..1024', shows: 'the cores' },
+    'hash-source': { type: 'boolean', help: 'also record the input\'s sha256 in lesa.json (reads the input once more)' },
+    force: { type: 'boolean', help: 'replace OUT if it exists' },
+    'dry-run': { type: 'boolean', help: 'print the plan and the estimated output size, memory and scratch disk; write nothing' },
+    scale: { type: 'string', multiple: true, help: 'TYPE=FACTOR[,TYPE=FACTOR]: multiply the new layers\' tensors of a type (e.g. o_proj=0.5,down_proj=0.5); repeatable' },
   },
+  // Every method's own options (lesa's --epochs, random's --match-norm, ...), from their declarations.
+  groups: methods.filter((m) => m.options).map((m) => ({
+    title: `${m.name} options`,
+    flags: Object.fromEntries(Object.entries(m.options!).map(([k, spec]) => [flagOf(k), optionFlag(spec)])),
+  })),
   async run(v: Record<string, string | boolean | undefined>, pos: string[], io: CommandIO) {
     if (pos.length !== 1) throw new UserError('usage: lesa expand DIR -o OUT --target-layers N [--method M]');
     const s = (k: string) => v[k] as string | undefined;
@@ -45,35 +43,27 @@ export const expandCommand: Command = {
     if (targetLayers === undefined) throw new UserError('--target-layers is required: the depth of the grown model');
     if (!v['dry-run'] && !s('output')) throw new UserError('-o/--output is required: the directory to write the grown model to');
     const threads = intArg('threads', s('threads'), 1, 1024);
-    if (threads !== undefined) (await import('../native/index.js')).setThreads(threads);
-    const predictorSteps = predictorStepsArg(s('predictor-steps'));
-    if (typeof predictorSteps === 'number' && s('epochs') !== undefined) {
-      throw new UserError('give --epochs or --predictor-steps N, not both (--epochs scales only --predictor-steps llama-3-8b)');
+    const method = s('method') ?? DEFAULT_METHOD;
+    const methodOptions: Record<string, OptionValue> = {};
+    for (const o of methodFlags()) { // every method's flags are checked; the chosen method's are used
+      const value = optionArg(o.flag, o.spec, v[o.flag]);
+      if (value !== undefined && o.method.name === method) methodOptions[o.key] = value;
     }
-    const lesa = {
-      epochs: intArg('epochs', s('epochs'), 1, 100000),
-      predictorSteps,
-      lambda: numArg('lambda', s('lambda'), 0, 1),
-      hidden: intArg('hidden', s('hidden'), 1, 65536),
-      lr: numArg('lr', s('lr'), 0, 10, true),
-      batch: intArg('batch', s('batch'), 1, 1 << 20),
-      weightDecay: numArg('weight-decay', s('weight-decay'), 0, 10),
-      fill: choiceArg('fill', s('fill'), ['mean', 'layer0'] as const),
-      zeroOut: v['zero-out'] ? true : undefined,
-      maxMemory: bytesArg('max-memory', s('max-memory')),
-    };
+    const source = await resolveModel(pos[0]);
     const result = await expand({
-      input: pos[0],
+      input: source.dir,
+      sourceHub: source.hub,
       output: s('output') ?? '',
-      method: s('method') ?? DEFAULT_METHOD,
+      method,
       options: {
         targetLayers,
         after: listArg('after', s('after')),
         placement: choiceArg('placement', s('placement'), ['top', 'uniform', 'bottom', 'llama-pro'] as const),
         seed: intArg('seed', s('seed'), 0, 2 ** 32 - 1),
-        matchNorm: Boolean(v['match-norm']),
         align: Boolean(v.align),
-        lesa: Object.fromEntries(Object.entries(lesa).filter(([, x]) => x !== undefined)),
+        threads,
+        methodOptions,
+        scale: scaleArg(v.scale as unknown as string[] | undefined),
       },
       force: Boolean(v.force),
       hashSource: Boolean(v['hash-source']),

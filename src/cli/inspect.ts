@@ -1,7 +1,8 @@
-import { linearTypes, resolveLayout } from '../arch/index.js';
+import { linearTypes, resolveLayout, textConfig } from '../arch/index.js';
 import { openCheckpoint } from '../checkpoint/checkpoint.js';
 import { UserError } from '../errors.js';
-import type { Command, CommandIO } from './main.js';
+import { resolveModel } from './hub.js';
+import type { Command, CommandIO } from './command.js';
 
 export const inspectCommand: Command = {
   summary: 'Show what lesa sees in a checkpoint: architecture, depth, per-layer shapes and dtypes, parameters, size.',
@@ -9,7 +10,7 @@ export const inspectCommand: Command = {
   options: {},
   async run(_v: Record<string, unknown>, pos: string[], io: CommandIO) {
     if (pos.length !== 1) throw new UserError('usage: lesa inspect DIR');
-    const ckpt = await openCheckpoint(pos[0]);
+    const ckpt = await openCheckpoint((await resolveModel(pos[0])).dir);
     try {
       const layout = resolveLayout(ckpt.config, ckpt.tensors);
       let params = 0;
@@ -25,7 +26,7 @@ export const inspectCommand: Command = {
         linear_types: linearTypes(layout.arch).filter((t) => layout.typeInfo.has(t)),
         layer_tensors: layerTensors,
         globals: layout.globals.map((n) => ({ name: n, ...layout.globalInfo.get(n)! })),
-        per_layer_config: Object.fromEntries(layout.arch.perLayerConfigLists.filter((k) => k in ckpt.config).map((k) => [k, ckpt.config[k]])),
+        per_layer_config: perLayerConfig(textConfig(ckpt.config, layout.arch), layout.arch.perLayerConfigLists),
         aux_files: ckpt.auxFiles,
       };
       const lines = [
@@ -45,3 +46,7 @@ export const inspectCommand: Command = {
     }
   },
 };
+
+function perLayerConfig(text: Record<string, unknown>, keys: string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.filter((k) => k in text).map((k) => [k, text[k]]));
+}

@@ -1,31 +1,15 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
-import { JsonReporter, TerminalReporter } from '../report/terminal.js';
-import { silentReporter, type Reporter } from '../report/reporter.js';
+import { JsonReporter, TerminalReporter } from '../progress/terminal.js';
+import { silentReporter, type Reporter } from '../progress/reporter.js';
 import { VERSION } from '../version.js';
+import { flagLines, type Command, type CommandIO, type Flag } from './command.js';
 
-export interface CommandIO {
-  json: boolean;
-  quiet: boolean;
-  reporter: Reporter;
-  /** Result for stdout: JSON with --json, else the command's own text. */
-  print(text: string, data: unknown): void;
-}
-
-export interface Command {
-  summary: string;
-  options: NonNullable<ParseArgsConfig['options']>;
-  positionals: string;
-  run(values: Record<string, string | boolean | undefined>, positionals: string[], io: CommandIO): Promise<void>;
-  /** Python module that receives the raw arguments instead. */
-  passThrough?: string;
-}
-
-const COMMON = {
-  json: { type: 'boolean' },
-  quiet: { type: 'boolean', short: 'q' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
+const COMMON: Record<string, Flag> = {
+  json: { type: 'boolean', help: 'machine-readable result on stdout' },
+  quiet: { type: 'boolean', short: 'q', help: 'no progress on stderr' },
+  help: { type: 'boolean', short: 'h', help: 'this text' },
+};
 
 /** Commands load lazily: `lesa inspect` never pays for the native addon. */
 const commands: Record<string, () => Promise<Command>> = {
@@ -37,6 +21,7 @@ const commands: Record<string, () => Promise<Command>> = {
   eval: async () => (await import('./python.js')).evalCommand,
   train: async () => (await import('./python.js')).trainCommand,
   compare: async () => (await import('./python.js')).compareCommand,
+  methods: async () => (await import('./methods.js')).methodsCommand,
 };
 
 function usage(): string {
@@ -46,20 +31,30 @@ usage: lesa <command> [options]   (lesa <command> --help for its options)
 
 commands:
   inspect DIR              architecture, depth, shapes, dtypes, parameters, size
-  expand DIR -o OUT        grow DIR to --target-layers with --method (lesa, copy, llama-pro, average, random, solar, stack)
+  expand DIR -o OUT        grow DIR to --target-layers with --method (see lesa methods)
+  methods                  the expansion methods, their options with defaults and bounds, and their target rules
   analyze DIR              leave-one-layer-out predictability per weight type (LESA vs copy vs average)
   verify OUT               check an output directory against its lesa.json manifest
   decompose DIR -o FILE    write LESA's stacked SVD factors (U, S, V per weight type) to safetensors
-  eval DIR --text FILE     held-out perplexity (PyTorch)
-  train DIR --train FILE   continued pre-training (PyTorch)
+  eval DIR --text FILE     held-out perplexity; --tasks T1,T2: lm-evaluation-harness accuracy (PyTorch)
+  train DIR --train DATA   continued pre-training (PyTorch)
   compare DIR              expand with every method, evaluate and train each, write a report
+
+DIR may also be a Hugging Face hub id ORG/NAME[@REVISION] (safetensors only; honours HF_HOME,
+HF_HUB_OFFLINE and HF_TOKEN).
 
 common options: --json (machine-readable result on stdout), --quiet, --help`;
 }
 
 function helpFor(name: string, c: Command): string {
-  const opts = Object.entries(c.options).map(([k, o]) => `  --${k}${o.type === 'string' ? ' VALUE' : ''}`).join('\n');
-  return `lesa ${name} ${c.positionals}\n${c.summary}\n\noptions:\n${opts}`;
+  const sections = [['options', c.options], ...(c.groups ?? []).map((g) => [g.title, g.flags] as const), ['common options', COMMON]] as const;
+  return [`lesa ${name} ${c.positionals}`, c.summary, ...sections.map(([title, flags]) => `\n${title}:\n${flagLines(flags).join('\n')}`)].join('\n');
+}
+
+/** node's parseArgs sees only how each flag is read. */
+function parseConfig(c: Command) {
+  const all = { ...COMMON, ...c.options, ...Object.assign({}, ...(c.groups ?? []).map((g) => g.flags)) as Record<string, Flag> };
+  return Object.fromEntries(Object.entries(all).map(([k, f]) => [k, { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) }]));
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -70,12 +65,11 @@ export async function main(argv: string[]): Promise<number> {
   if (!load) { process.stderr.write(`lesa: unknown command "${name}"\n\n${usage()}\n`); return 2; }
   const cmd = await load();
   if (cmd.passThrough) {
-    await (await import('./python.js')).runPython(cmd.passThrough, rest);
-    return 0;
+    return (await import('./python.js')).runPython(cmd.passThrough, rest);
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options: { ...COMMON, ...cmd.options }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: rest, options: parseConfig(cmd), allowPositionals: true, strict: true });
   } catch (e) {
     // node's parser explains over several lines; the first says what is wrong
     throw new UserError(`${(e as Error).message.split('\n')[0]} (see lesa ${name} --help)`);

@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
-import type { Command, CommandIO } from './main.js';
+import type { Command, CommandIO } from './command.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -17,10 +17,16 @@ export function pythonPath(): string {
   return venv;
 }
 
-/** Runs `python -m module args` with stdio passed through; rejects on a non-zero exit. */
-export function runPython(module: string, args: string[]): Promise<void> {
+/** The environment Python runs in: this checkout's package first on PYTHONPATH. */
+export function pythonEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, PYTHONPATH: [join(ROOT, 'python'), process.env.PYTHONPATH].filter(Boolean).join(':') };
+}
+
+/** Runs `python -m module args` with stdio passed through; resolves to its exit status (the Python
+ * side has already said what went wrong: 2 with one line for a user error, 1 with a stack). */
+export function runPython(module: string, args: string[]): Promise<number> {
   const py = pythonPath();
-  const env = { ...process.env, PYTHONPATH: [join(ROOT, 'python'), process.env.PYTHONPATH].filter(Boolean).join(':') };
+  const env = pythonEnv();
   return new Promise((resolve, reject) => {
     const child = spawn(py, ['-m', module, ...args], { stdio: 'inherit', env });
     const forward = (sig: NodeJS.Signals) => child.kill(sig);
@@ -30,8 +36,8 @@ export function runPython(module: string, args: string[]): Promise<void> {
     child.on('exit', (code, signal) => {
       process.off('SIGINT', forward);
       process.off('SIGTERM', forward);
-      if (code === 0) resolve();
-      else reject(Object.assign(new UserError(`python -m ${module} failed (${signal ?? `exit ${code}`})`), { exitCode: code ?? 1 }));
+      if (code !== null) resolve(code);
+      else reject(new UserError(`python -m ${module} stopped by ${signal}`));
     });
   });
 }
@@ -49,6 +55,6 @@ function passThrough(module: string, summary: string, positionals: string): Comm
   };
 }
 
-export const evalCommand = passThrough('lesa_py.eval', 'Held-out perplexity of a checkpoint.', 'DIR --text FILE');
-export const trainCommand = passThrough('lesa_py.cpt', 'Continued pre-training of an expanded checkpoint.', '--model DIR --train FILE --out DIR');
+export const evalCommand = passThrough('lesa_py.eval', 'Held-out perplexity and lm-eval task accuracy of a checkpoint.', 'DIR [--text FILE] [--tasks T1,T2]');
+export const trainCommand = passThrough('lesa_py.cpt', 'Continued pre-training of an expanded checkpoint.', '--model DIR --train DATA --out DIR');
 export const compareCommand = passThrough('lesa_py.compare', 'Expand with every method, evaluate and train each, write a report.', 'DIR --target-layers N --out REPORT');

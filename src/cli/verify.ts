@@ -1,6 +1,6 @@
 import { UserError } from '../errors.js';
 import { verifyOutput } from '../checkpoint/verify.js';
-import type { Command, CommandIO } from './main.js';
+import type { Command, CommandIO } from './command.js';
 
 export const verifyCommand: Command = {
   summary: 'Check every file of an expanded checkpoint against the sha256 sums in its lesa.json.',

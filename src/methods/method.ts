@@ -3,45 +3,23 @@ import type { ModelLayout } from '../arch/index.js';
 import type { PlacementStrategy } from '../plan/placement.js';
 import type { Plan } from '../plan/recipe.js';
 import type { PrepareResources } from '../plan/resources.js';
-import type { PredictorSteps } from './lesa/budget.js';
-
-export interface LesaOptions {
-  epochs: number;
-  /**
-   * Predictor budget in AdamW steps per weight type, instead of `epochs` passes: a number, or
-   * 'llama-3-8b' (the steps the same type of Llama-3-8B gets from `epochs` epochs).
-   */
-  predictorSteps?: PredictorSteps;
-  lambda: number;
-  hidden: number;
-  lr: number;
-  batch: number;
-  weightDecay: number;
-  /** Other tensors of a predicted layer: neighbours' mean, or layer 0's (the notebooks). */
-  fill: 'mean' | 'layer0';
-  /** Zero o_proj/down_proj of predicted layers: the expanded model starts as the original. */
-  zeroOut: boolean;
-  /** Bytes of coefficient blocks kept in memory before spilling to a scratch file. */
-  maxMemory: number;
-}
+import type { OptionTable, OptionValue } from './options.js';
+import type { TargetRule } from './targets.js';
 
 export interface ExpandOptions {
   targetLayers: number;
   after?: number[];
   placement?: PlacementStrategy | 'llama-pro';
   seed: number;
-  /** random: rescale each matrix to the neighbours' mean Frobenius norm. */
-  matchNorm: boolean;
+  /** BLAS threads of native numerics (default: OpenBLAS's, the cores); LESA's bytes depend on it. */
+  threads?: number;
   /** Permute every layer's MLP units and attention heads to match the layer before (src/align). */
   align: boolean;
-  lesa: LesaOptions;
+  /** The chosen method's own options (Method.options), keyed as it declares them; missing ones take its defaults. */
+  methodOptions: Record<string, OptionValue>;
+  /** --scale: new layers' tensors of a type times a factor (src/plan/scale.ts). */
+  scale?: Record<string, number>;
 }
-
-/** The notebooks' settings (yangyifei729/LESA): 10 epochs, layer 0's norms and biases. */
-export const defaultLesaOptions: LesaOptions = {
-  epochs: 10, lambda: 5e-4, hidden: 256, lr: 1e-3, batch: 64, weightDecay: 0.01,
-  fill: 'layer0', zeroOut: false, maxMemory: 4 * 2 ** 30,
-};
 
 export interface MethodContext {
   layout: ModelLayout;
@@ -71,6 +49,10 @@ export interface Method {
    * (`--align` changes what it builds), absent (`--align` would change nothing but bytes: refused).
    */
   alignment?: 'required' | 'optional';
+  /** The method's own options: flags, defaults, bounds, help (src/methods/options.ts). */
+  options?: OptionTable;
+  /** Target depths it can build; absent: any deeper (targets.ts anyDeeper). */
+  targets?: TargetRule;
   /** Pure: which output tensor comes from which inputs. No weights read. */
   plan(ctx: MethodContext): Plan;
   /** What `prepare` will hold in memory and on scratch disk, from shapes alone (for --dry-run). */

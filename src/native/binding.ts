@@ -7,6 +7,11 @@ export interface NativeBinding {
   toF32(src: Uint8Array, dst: Float32Array, dtype: string): void;
   fromF32(src: Float32Array, dst: Uint8Array, dtype: string): void;
   countNonFinite(x: Float32Array): number;
+  countNonFiniteRaw(bytes: Uint8Array, dtype: string): Promise<number>;
+  sha256New(): object;
+  sha256Update(hash: object, bytes: Uint8Array): Promise<void>;
+  sha256Digest(hash: object): string;
+  copySpans(hash: object, dstFd: number, spans: Float64Array, checks: Uint8Array): Promise<{ nonFinite: Float64Array; holes: boolean }>;
   gramAccumulate(G: Float64Array, W: Float32Array, rows: number, cols: number): Promise<void>;
   eigSym(G: Float64Array, values: Float64Array, n: number): Promise<void>;
   coefficients(U: Float64Array, S: Float64Array, W: Float32Array, V: Float32Array, rows: number, rank: number, cols: number, relTol: number): Promise<void>;

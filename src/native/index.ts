@@ -7,6 +7,8 @@
  */
 import { statSync } from 'node:fs';
 
+import { DTYPE_SIZES, FLOAT_DTYPES, type FloatDType } from '../checkpoint/types.js';
+
 import { loadNative, withCallerStack } from './binding.js';
 import { predictorLayout } from './predictor-layout.js';
 import {
@@ -15,31 +17,30 @@ import {
 
 export { blasCoreTypeFor, isNativeAvailable, nativeAddonPath, NATIVE_FIX } from './binding.js';
 export { predictorLayout, predictorParams, type ParamBlock, type PredictorLayout } from './predictor-layout.js';
+export { copySpan, copySpans, countNonFiniteRaw, isCheckedDtype, Sha256, type CheckedDtype, type SpanCopy, type SpansCopied } from './io.js';
 
-export type Dtype = 'F32' | 'F16' | 'BF16';
-export const DTYPE_BYTES: Readonly<Record<Dtype, number>> = { F32: 4, F16: 2, BF16: 2 };
-const DTYPES = Object.keys(DTYPE_BYTES) as Dtype[];
+const DTYPES = FLOAT_DTYPES;
 
 const MAX_EIG_N = 32766; // dsyevd's workspace, 1 + 6n + 2n^2, must fit a 32-bit int
 const MAX_MLP_COLS = 2 ** 30; // the first layer's row stride 2*cols is a BLAS int
 
 /** Little-endian bytes of `dtype` to f32 (one output allocation, no other copy). */
-export function toF32(bytes: Uint8Array, dtype: Dtype): Float32Array {
+export function toF32(bytes: Uint8Array, dtype: FloatDType): Float32Array {
   const src = expectU8(bytes, 'bytes');
   const d = expectOneOf(dtype, 'dtype', DTYPES);
-  if (src.length % DTYPE_BYTES[d] !== 0) {
-    throw new RangeError(`Expected a byte length divisible by ${DTYPE_BYTES[d]} for bytes (${d}) but received ${src.length}`);
+  if (src.length % DTYPE_SIZES[d] !== 0) {
+    throw new RangeError(`Expected a byte length divisible by ${DTYPE_SIZES[d]} for bytes (${d}) but received ${src.length}`);
   }
-  const out = new Float32Array(src.length / DTYPE_BYTES[d]);
+  const out = new Float32Array(src.length / DTYPE_SIZES[d]);
   loadNative().toF32(src, out, d);
   return out;
 }
 
 /** f32 to little-endian `dtype` bytes, rounding to nearest even; NaN stays NaN, f16 overflow is Inf. */
-export function fromF32(x: Float32Array, dtype: Dtype): Uint8Array {
+export function fromF32(x: Float32Array, dtype: FloatDType): Uint8Array {
   const src = expectF32(x, 'x');
   const d = expectOneOf(dtype, 'dtype', DTYPES);
-  const out = new Uint8Array(src.length * DTYPE_BYTES[d]);
+  const out = new Uint8Array(src.length * DTYPE_SIZES[d]);
   loadNative().fromF32(src, out, d);
   return out;
 }
@@ -52,11 +53,12 @@ export function countNonFinite(x: Float32Array): number {
  * G (rows x rows, row-major) += W W^T in f64 for W (rows x cols). G's upper triangle is
  * authoritative and G leaves fully symmetric. Scratch memory stays under ~64 MB.
  */
-export async function gramAccumulate(G: Float64Array, W: Float32Array, rows: number, cols: number): Promise<void> {
+export async function gramAccumulate(G: Float64Array, W: Float32Array, rows: number, cols: number, threads?: number): Promise<void> {
   const r = expectDim(rows, 'rows');
   const c = expectDim(cols, 'cols');
   expectF64(G, 'G', elements([r, r], 'G'), 'rows*rows');
   expectF32(W, 'W', elements([r, c], 'W'), 'rows*cols');
+  useThreads(threads);
   return withCallerStack(() => loadNative().gramAccumulate(G, W, r, c));
 }
 
@@ -72,10 +74,11 @@ export interface Eigen {
  * G is overwritten in place by the eigenvectors, so no second n x n array exists besides
  * LAPACK's own workspace (about 2 n^2 doubles while it runs).
  */
-export async function eigSym(G: Float64Array, n: number): Promise<Eigen> {
+export async function eigSym(G: Float64Array, n: number, threads?: number): Promise<Eigen> {
   const size = expectDim(n, 'n', MAX_EIG_N);
   expectF64(G, 'G', size * size, 'n*n');
   const values = new Float64Array(size);
+  useThreads(threads);
   await withCallerStack(() => loadNative().eigSym(G, values, size));
   return { values, vectors: G };
 }
@@ -86,7 +89,7 @@ export async function eigSym(G: Float64Array, n: number): Promise<Eigen> {
  * Rows k with S[k] <= relTol * max(S) are exactly zero.
  */
 export async function coefficients(
-  U: Float64Array, S: Float64Array, W: Float32Array, rows: number, rank: number, cols: number, relTol: number,
+  U: Float64Array, S: Float64Array, W: Float32Array, rows: number, rank: number, cols: number, relTol: number, threads?: number,
 ): Promise<Float32Array> {
   const r = expectDim(rows, 'rows');
   const k = expectDim(rank, 'rank');
@@ -99,18 +102,20 @@ export async function coefficients(
   expectF32(W, 'W', elements([r, c], 'W'), 'rows*cols');
   const tol = expectFinite(relTol, 'relTol', 0);
   const V = new Float32Array(elements([k, c], 'V'));
+  useThreads(threads);
   await withCallerStack(() => loadNative().coefficients(U, S, W, V, r, k, c, tol));
   return V;
 }
 
 /** rows x cols = US (rows x rank) * V (rank x cols), f32 sgemm. */
-export async function reconstruct(US: Float32Array, V: Float32Array, rows: number, rank: number, cols: number): Promise<Float32Array> {
+export async function reconstruct(US: Float32Array, V: Float32Array, rows: number, rank: number, cols: number, threads?: number): Promise<Float32Array> {
   const r = expectDim(rows, 'rows');
   const k = expectDim(rank, 'rank');
   const c = expectDim(cols, 'cols');
   expectF32(US, 'US', elements([r, k], 'US'), 'rows*rank');
   expectF32(V, 'V', elements([k, c], 'V'), 'rank*cols');
   const out = new Float32Array(elements([r, c], 'output'));
+  useThreads(threads);
   await withCallerStack(() => loadNative().reconstruct(US, V, out, r, k, c));
   return out;
 }
@@ -148,6 +153,8 @@ export interface TrainPredictorOptions {
   init?: Float32Array;
   /** epoch and batchDone count from 1; runningLoss is the epoch's mean batch loss so far. At most ~10 calls/s. */
   onProgress?: ProgressCallback;
+  /** BLAS threads (default defaultThreads()); the result depends on it. */
+  threads?: number;
 }
 
 export interface TrainedPredictor {
@@ -161,7 +168,7 @@ export interface TrainedPredictor {
 
 export const TRAIN_DEFAULTS = { hidden: 256, epochs: 10, batch: 64, lr: 1e-3, weightDecay: 0.01, lambda: 5e-4 } as const;
 
-const TRAIN_KEYS = ['V', 'layers', 'rank', 'cols', 'targets', 'seed', 'init', 'onProgress', 'steps', ...Object.keys(TRAIN_DEFAULTS)];
+const TRAIN_KEYS = ['V', 'layers', 'rank', 'cols', 'targets', 'seed', 'init', 'onProgress', 'steps', 'threads', ...Object.keys(TRAIN_DEFAULTS)];
 
 /** Mini-batches (= optimizer steps) in one epoch of `samples` samples. */
 export function stepsPerEpoch(samples: number, batch: number): number {
@@ -204,6 +211,7 @@ export async function trainPredictor(options: TrainPredictorOptions): Promise<Tr
   const params = new Float32Array(predictorLayout(hidden, cols).total);
   if (o.init !== undefined) params.set(expectF32(o.init, 'init', params.length, 'predictorLayout(hidden, cols).total'));
   const epochLosses = new Float64Array(epochs);
+  useThreads(o.threads as number | undefined);
   await withCallerStack(() =>
     loadNative().trainPredictor({
       ...source, layers, rank, cols, targets, hidden, epochs, steps, batch, lr, weightDecay, lambda, seed,
@@ -230,7 +238,7 @@ function coefficientSource(V: unknown, total: number): { V?: Float32Array; path?
 
 /** MLP forward for `rows` samples with inputs [left[k], right[k]] (each rows x cols) -> rows x cols. */
 export async function predictRows(
-  params: Float32Array, hidden: number, cols: number, left: Float32Array, right: Float32Array, rows: number,
+  params: Float32Array, hidden: number, cols: number, left: Float32Array, right: Float32Array, rows: number, threads?: number,
 ): Promise<Float32Array> {
   const h = expectDim(hidden, 'hidden');
   const c = expectDim(cols, 'cols', MAX_MLP_COLS);
@@ -240,12 +248,32 @@ export async function predictRows(
   expectF32(left, 'left', n, 'rows*cols');
   expectF32(right, 'right', n, 'rows*cols');
   const out = new Float32Array(n);
+  useThreads(threads);
   await withCallerStack(() => loadNative().predictRows(params, h, c, left, right, out, r));
   return out;
 }
 
-/** OpenBLAS threads; change it only while no native job runs. */
+let startThreads: number | undefined;
+
+/** OpenBLAS's thread count at start-up (OPENBLAS_NUM_THREADS, else the cores): what a BLAS call gets without `threads`. */
+export function defaultThreads(): number {
+  startThreads ??= loadNative().getThreads();
+  return startThreads;
+}
+
+/**
+ * Every BLAS call names its thread count (default: defaultThreads()). OpenBLAS keeps one count
+ * per process, set here just before the job is queued: calls running at once must ask for the
+ * same count (LESA's scheduler runs either several one-thread jobs or one all-thread job).
+ */
+function useThreads(threads: number | undefined): void {
+  const n = expectDim(threads ?? defaultThreads(), 'threads', 4096);
+  if (loadNative().getThreads() !== n) loadNative().setThreads(n);
+}
+
+/** OpenBLAS threads (low level; BLAS calls set their own, see useThreads). */
 export function setThreads(n: number): void {
+  defaultThreads();
   loadNative().setThreads(expectDim(n, 'n', 4096));
 }
 

@@ -1,22 +1,24 @@
 import type { ModelConfig } from '../checkpoint/types.js';
-import type { ArchTable } from '../arch/index.js';
+import { type ArchTable, textConfig } from '../arch/index.js';
 import type { LayerOrigin } from './recipe.js';
 
 /**
- * The output config: depth set, every per-layer list rebuilt from each output layer's
+ * The output config (a wrapper's nested text config for multimodal checkpoints): depth set, every per-layer list rebuilt from each output layer's
  * source, and layer-index thresholds remapped. Nothing else changes.
  */
 export function growConfig(config: ModelConfig, arch: ArchTable, layers: LayerOrigin[]): ModelConfig {
   const out: ModelConfig = structuredClone(config);
-  out[arch.depthKey] = layers.length;
+  const src = textConfig(config, arch);
+  const text = textConfig(out, arch); // the clone's nested object (or the clone itself): written in place
+  text[arch.depthKey] = layers.length;
   for (const key of arch.perLayerConfigLists) {
-    const v = config[key];
-    if (Array.isArray(v)) out[key] = layers.map((l) => structuredClone(v[l.source]));
+    const v = src[key];
+    if (Array.isArray(v)) text[key] = layers.map((l) => structuredClone(v[l.source]));
   }
   for (const key of arch.layerIndexConfigKeys) {
-    const v = config[key];
+    const v = src[key];
     // "layers with index >= v behave differently": keep each output layer on its source's side.
-    if (Number.isSafeInteger(v)) out[key] = layers.filter((l) => l.source < (v as number)).length;
+    if (Number.isSafeInteger(v)) text[key] = layers.filter((l) => l.source < (v as number)).length;
   }
   return out;
 }

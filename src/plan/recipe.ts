@@ -12,14 +12,16 @@ export type Recipe =
   | { kind: 'fill'; value: number }
   /** normal(0, std), seeded per tensor; optionally rescaled to the mean Frobenius norm of `matchNormOf`. */
   | { kind: 'random'; seed: number; std: number; matchNormOf?: string[] }
-  /** LESA: the predicted linear weight of `type` for a layer between original layers `left` and `right`. */
-  | { kind: 'predicted'; type: string; left: number; right: number };
+  /** LESA: the predicted linear weight of `type` for a layer between original layers `left` and `left + 1`. */
+  | { kind: 'predicted'; type: string; left: number };
 
 export interface OutputTensor {
   name: string;
   dtype: DType;
   shape: number[];
   recipe: Recipe;
+  /** Multiply the recipe's result by this (--scale, new layers only; src/plan/scale.ts). */
+  scale?: number;
 }
 
 /** Where one output layer comes from, for --dry-run, manifests and the CPT trainer. */

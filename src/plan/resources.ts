@@ -1,6 +1,7 @@
-import { DTYPE_SIZES, type Checkpoint } from '../checkpoint/types.js';
+import { DTYPE_SIZES, numel, type Checkpoint } from '../checkpoint/types.js';
 import type { OutputTensor, Plan } from './recipe.js';
-import { CHECK_CHUNK } from '../execute/produce.js';
+import { SPAN_COPY_BYTES } from '../execute/write-tensor.js';
+import { overCapNotes } from './whole-tensors.js';
 
 /** What executing a plan will take, estimated before any weight is read (shown by --dry-run). */
 export interface Resources {
@@ -21,7 +22,6 @@ export interface PrepareResources {
   notes: string[];
 }
 
-const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Bytes of one output tensor as written. */
 export function tensorByteSize(t: Pick<OutputTensor, 'shape' | 'dtype'>): number {
@@ -34,13 +34,14 @@ export function predictedBytes(plan: Plan): number {
 }
 
 /** Bytes held while one output tensor is made and written (src/execute/produce.ts). */
-function tensorBytes(ckpt: Checkpoint, t: OutputTensor): number {
+function tensorBytes(ckpt: Checkpoint, t: OutputTensor, aligned: boolean): number {
   const out = tensorByteSize(t);
   const f32 = 4 * numel(t.shape);
   const raw = (name: string) => ckpt.tensors.get(name)?.byteLength ?? out;
   const r = t.recipe;
   switch (r.kind) {
-    case 'copy': return raw(r.src) + Math.min(f32, 4 * CHECK_CHUNK); // raw bytes, one f32 chunk of the NaN check
+    // A stored tensor is copied as a file span; an aligned view is read, permuted in f32 and converted back.
+    case 'copy': return aligned ? raw(r.src) + f32 + out : Math.min(raw(r.src), SPAN_COPY_BYTES);
     case 'mean': return 2 * f32 + raw(r.srcs[0]) + out; // accumulator, one f32 source and its raw bytes, the output
     case 'zeros': return out;
     case 'fill': return f32 + out;
@@ -54,12 +55,12 @@ export function estimateResources(ckpt: Checkpoint, plan: Plan, prepare?: Prepar
   let writePeak = 0;
   for (const t of plan.tensors) {
     outputBytes += tensorByteSize(t);
-    writePeak = Math.max(writePeak, tensorBytes(ckpt, t));
+    writePeak = Math.max(writePeak, tensorBytes(ckpt, t, plan.options.align === true));
   }
   return {
     outputBytes,
     memoryBytes: Math.max(writePeak, prepare?.memoryBytes ?? 0),
     scratchBytes: prepare?.scratchBytes ?? 0,
-    notes: prepare?.notes ?? [],
+    notes: [...(prepare?.notes ?? []), ...overCapNotes(plan)],
   };
 }

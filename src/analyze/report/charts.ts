@@ -210,22 +210,60 @@ export function comparePplFigure(c: CompareSummary): Figure | null {
   };
 }
 
-/** CPT held-out loss curves (`lesa compare`). */
+// The same colours and markers as lesa_py.plots (PALETTE, MARKERS), assigned in the same order.
+const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22',
+  '#17becf', '#aec7e8', '#ffbb78', '#98df8a', '#ff9896', '#c5b0d5', '#c49c94', '#f7b6d2', '#c7c7c7', '#dbdb8d', '#9edae5'];
+const SHAPES = ['circle', 'square', 'triangle-up', 'diamond', 'triangle-down', 'cross', 'triangle-left', 'triangle-right'];
+const GROUP_ORDER = ['paper baselines', 'identity starts', 'LESA variants', 'controls', 'other heuristics'];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const k = s.length >> 1;
+  return s.length % 2 ? s[k] : (s[k - 1] + s[k]) / 2;
+}
+
+/**
+ * CPT held-out loss curves (`lesa compare`): one panel per group of methods, a colour and a
+ * marker per method, the legend beside the panels, the original model as a dashed line; with
+ * other seeds (DIR/seed-*), the median over seeds and a band from their min to their max.
+ */
 export function compareLossFigure(c: CompareSummary): Figure | null {
-  const values = c.methods.flatMap((m) => m.evalCurve.map(([step, loss]) => ({ method: m.method, step, loss })));
-  if (values.length === 0) return null;
+  const groupIndex = (g: string) => (GROUP_ORDER.includes(g) ? GROUP_ORDER.indexOf(g) : GROUP_ORDER.length);
+  const ms = c.methods.filter((m) => m.evalCurve.length > 0)
+    .sort((a, b) => groupIndex(a.group) - groupIndex(b.group) || (a.method < b.method ? -1 : a.method > b.method ? 1 : 0));
+  if (ms.length === 0) return null;
+  let banded = false;
+  const values = ms.flatMap((m) => {
+    const curves = [m.evalCurve, ...m.seedEvalCurves].map((cv) => new Map(cv));
+    if (curves.length > 1) banded = true;
+    return m.evalCurve.map(([step]) => step).filter((s) => curves.every((cv) => cv.has(s))).map((step) => {
+      const ys = curves.map((cv) => cv.get(step)!);
+      return { method: m.method, group: m.group, seeds: curves.length, step, loss: median(ys), lo: Math.min(...ys), hi: Math.max(...ys) };
+    });
+  });
+  const domain = ms.map((m) => m.method);
+  const x = { field: 'step', type: 'quantitative', title: 'CPT step' };
+  const y = { field: 'loss', type: 'quantitative', scale: { zero: false }, title: 'held-out loss' };
+  const color = { field: 'method', type: 'nominal', scale: { domain, range: domain.map((_, i) => PALETTE[i % PALETTE.length]) }, legend: { orient: 'right', title: 'method', symbolOpacity: 1 } };
+  const shape = { field: 'method', type: 'nominal', scale: { domain, range: domain.map((_, i) => SHAPES[i % SHAPES.length]) }, legend: { orient: 'right', title: 'method', symbolOpacity: 1 } };
+  const layer: Spec[] = [];
+  if (banded) layer.push({ mark: { type: 'area', opacity: 0.18 }, encoding: { x, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color } });
+  layer.push({ mark: { type: 'line', strokeWidth: 1.5 }, encoding: { x, y, color } });
+  layer.push({ mark: { type: 'point', filled: true, size: 45 }, encoding: { x, y, color, shape, tooltip: [{ field: 'method' }, { field: 'step' }, { field: 'loss', format: '.4f' }, { field: 'seeds' }] } });
+  if (c.originalHeldoutLoss !== null) layer.push({ mark: { type: 'rule', strokeDash: [4, 3], color: '#333' }, encoding: { y: { datum: c.originalHeldoutLoss } } });
+  const groups = [...new Set(ms.map((m) => m.group))];
   return {
     id: 'compare-loss',
     title: 'Continued pre-training: held-out loss per method (lesa compare)',
-    caption: `Held-out loss during CPT, same token budget and seed for every method.${c.bestBaseline ? ` Best baseline: ${c.bestBaseline}.` : ''}${c.winner ? ` Lowest final loss: ${c.winner}.` : ''}`,
+    caption: `Held-out loss during CPT, same token budget for every method, one panel per group (${groups.join(' / ')}).`
+      + (c.originalHeldoutLoss !== null ? ` Dashed line: the original model (${c.originalHeldoutLoss.toFixed(3)}).` : '')
+      + (banded ? ' Line: median over the seeds a method ran; band: their min–max.' : '')
+      + `${c.bestBaseline ? ` Best baseline: ${c.bestBaseline}.` : ''}${c.winner ? ` Lowest final loss: ${c.winner}.` : ''}`,
     spec: base({
-      data: { values }, width: 560, height: 300,
-      mark: { type: 'line', point: true, strokeWidth: 1.5 },
-      encoding: {
-        x: { field: 'step', type: 'quantitative', title: 'step' },
-        y: { field: 'loss', type: 'quantitative', scale: { zero: false }, title: 'held-out loss' },
-        color: { field: 'method', type: 'nominal' },
-      },
+      data: { values },
+      facet: { row: { field: 'group', type: 'nominal', sort: groups, title: null, header: { labelAngle: 0, labelAlign: 'left', labelAnchor: 'start', labelOrient: 'top', labelFontSize: 11 } } },
+      resolve: { scale: { y: 'independent' } },
+      spec: { width: 560, height: 180, layer },
     }),
   };
 }

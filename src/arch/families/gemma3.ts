@@ -9,6 +9,7 @@ export const gemma3: ArchTable = {
   family: 'gemma3',
   modelTypes: ['gemma3_text'],
   architectures: ['Gemma3ForCausalLM'],
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [
@@ -31,6 +32,7 @@ export const gemma3: ArchTable = {
   normIdentity: 0,
   residualOutputs: ['o_proj', 'down_proj'],
   residualScales: ['post_attention_layernorm', 'post_feedforward_layernorm'],
+  experts: null,
   units: {
     mlp: { rows: ['gate_proj', 'up_proj'], cols: ['down_proj'] },
     heads: { q: ['q_proj'], kv: ['k_proj', 'v_proj'], o: ['o_proj'] },

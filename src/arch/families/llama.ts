@@ -43,6 +43,7 @@ export const llama: ArchTable = {
   family: 'llama',
   modelTypes: ['llama'],
   architectures: ['LlamaForCausalLM'],
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [...llamaLayer, ...optionalBiases], // attention_bias / mlp_bias
@@ -52,6 +53,7 @@ export const llama: ArchTable = {
   normIdentity: 1,
   residualOutputs: ['o_proj', 'down_proj'],
   residualScales: [],
+  experts: null,
   units: {
     mlp: { rows: ['gate_proj', 'up_proj', 'gate_bias', 'up_bias'], cols: ['down_proj'] },
     heads: { q: ['q_proj', 'q_bias'], kv: ['k_proj', 'v_proj', 'k_bias', 'v_bias'], o: ['o_proj'] },

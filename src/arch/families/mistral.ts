@@ -5,6 +5,7 @@ export const mistral: ArchTable = {
   family: 'mistral',
   modelTypes: ['mistral'],
   architectures: ['MistralForCausalLM'],
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: llamaLayer,
@@ -14,6 +15,7 @@ export const mistral: ArchTable = {
   normIdentity: 1,
   residualOutputs: ['o_proj', 'down_proj'],
   residualScales: [],
+  experts: null,
   units: {
     mlp: { rows: ['gate_proj', 'up_proj'], cols: ['down_proj'] },
     heads: { q: ['q_proj'], kv: ['k_proj', 'v_proj'], o: ['o_proj'] },

@@ -9,6 +9,7 @@ export const olmo2: ArchTable = {
   family: 'olmo2',
   modelTypes: ['olmo2'],
   architectures: ['Olmo2ForCausalLM'],
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [
@@ -25,6 +26,7 @@ export const olmo2: ArchTable = {
   normIdentity: 1,
   residualOutputs: ['o_proj', 'down_proj'],
   residualScales: ['post_attention_layernorm', 'post_feedforward_layernorm'],
+  experts: null,
   units: {
     mlp: { rows: ['gate_proj', 'up_proj'], cols: ['down_proj'] },
     heads: { q: ['q_proj', 'q_norm'], kv: ['k_proj', 'v_proj', 'k_norm'], o: ['o_proj'] },

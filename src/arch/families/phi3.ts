@@ -10,6 +10,7 @@ export const phi3: ArchTable = {
   family: 'phi3',
   modelTypes: ['phi3'],
   architectures: ['Phi3ForCausalLM'],
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [
@@ -26,5 +27,6 @@ export const phi3: ArchTable = {
   normIdentity: 1,
   residualOutputs: ['o_proj', 'down_proj'],
   residualScales: [],
+  experts: null,
   units: null,
 };

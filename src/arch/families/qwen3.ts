@@ -6,6 +6,7 @@ export const qwen3: ArchTable = {
   family: 'qwen3',
   modelTypes: ['qwen3'],
   architectures: ['Qwen3ForCausalLM'],
+  textConfig: null,
   depthKey: 'num_hidden_layers',
   layerPrefix: 'model.layers.',
   layerTensors: [
@@ -23,6 +24,7 @@ export const qwen3: ArchTable = {
   normIdentity: 1,
   residualOutputs: ['o_proj', 'down_proj'],
   residualScales: [],
+  experts: null,
   units: {
     mlp: { rows: ['gate_proj', 'up_proj'], cols: ['down_proj'] },
     heads: { q: ['q_proj', 'q_bias'], kv: ['k_proj', 'v_proj', 'k_bias', 'v_bias'], o: ['o_proj'] },

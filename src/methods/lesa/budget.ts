@@ -1,6 +1,6 @@
 import { UserError } from '../../errors.js';
 import { stepsPerEpoch } from '../../native/index.js';
-import type { LesaOptions } from '../method.js';
+import type { LesaOptions } from './options.js';
 
 /**
  * Llama-3-8B (the paper's main model): hidden 4096, intermediate 14336, 32 layers, 32 query
@@ -21,8 +21,6 @@ export const LLAMA3_8B_OUT: Readonly<Record<string, number>> = {
 /** The step-matched budget's name: what `--predictor-steps` accepts besides a number. */
 export const STEP_MATCHED = 'llama-3-8b';
 
-export type PredictorSteps = number | typeof STEP_MATCHED;
-
 /** Optimizer steps a type of Llama-3-8B gets from `epochs` epochs of batch `batch`. */
 export function llamaSteps(type: string, epochs: number, batch: number): number {
   const out = LLAMA3_8B_OUT[type];
@@ -37,15 +35,4 @@ export function trainingSteps(o: Pick<LesaOptions, 'epochs' | 'batch' | 'predict
   if (typeof o.predictorSteps === 'number') return o.predictorSteps;
   if (o.predictorSteps === STEP_MATCHED) return llamaSteps(type, o.epochs, o.batch);
   return o.epochs * stepsPerEpoch(samples, o.batch);
-}
-
-/** Parses --predictor-steps: a positive integer or the step-matched budget's name. */
-export function predictorStepsArg(v: string | undefined): PredictorSteps | undefined {
-  if (v === undefined) return undefined;
-  if (v === STEP_MATCHED) return STEP_MATCHED;
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < 1 || n > 2 ** 40) {
-    throw new UserError(`Expected a positive integer or "${STEP_MATCHED}" for --predictor-steps but received ${JSON.stringify(v)}`);
-  }
-  return n;
 }

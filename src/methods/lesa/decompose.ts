@@ -1,9 +1,9 @@
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readFinite } from '../../checkpoint/finite.js';
 import type { Checkpoint } from '../../checkpoint/types.js';
 import { layerTensorName, type ModelLayout } from '../../arch/index.js';
-import { UserError } from '../../errors.js';
-import { coefficients, countNonFinite, eigSym, gramAccumulate } from '../../native/index.js';
+import { coefficients, eigSym, gramAccumulate } from '../../native/index.js';
 
 /** Components with S <= REL_TOL * S[0] are numerically zero (Gram eigenvalues carry ~1e-16 relative error). */
 export const REL_TOL = 1e-6;
@@ -29,15 +29,14 @@ export interface DecomposeHooks {
   step?(what: 'gram' | 'eig' | 'coefficients', done: number, total: number): void;
   scratchDir: string;
   maxMemory: number;
+  /** BLAS threads (default: native defaultThreads()). */
+  threads?: number;
 }
 
 export async function readLayer(ckpt: Checkpoint, layout: ModelLayout, type: string, i: number): Promise<Float32Array> {
   const lt = layout.layerTensors.find((t) => t.type === type)!;
   const name = layerTensorName(layout.arch, i, lt);
-  const w = await ckpt.readF32(name);
-  const bad = countNonFinite(w);
-  if (bad > 0) throw new UserError(`tensor ${name} holds ${bad} NaN/Inf values; refusing to decompose it`);
-  return w;
+  return readFinite(ckpt, name, 'refusing to decompose it');
 }
 
 /**
@@ -49,11 +48,11 @@ export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: str
   const L = layout.layers;
   const G = new Float64Array(rows * rows);
   for (let i = 0; i < L; i++) {
-    await gramAccumulate(G, await readLayer(ckpt, layout, type, i), rows, cols);
+    await gramAccumulate(G, await readLayer(ckpt, layout, type, i), rows, cols, hooks.threads);
     hooks.step?.('gram', i + 1, L);
   }
   hooks.step?.('eig', 0, 1);
-  const { values, vectors } = await eigSym(G, rows);
+  const { values, vectors } = await eigSym(G, rows, hooks.threads);
   hooks.step?.('eig', 1, 1);
   const rank = Math.min(rows, L * cols);
   const S = new Float64Array(rank);
@@ -61,7 +60,7 @@ export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: str
   const U = rank === rows ? vectors : firstColumns(vectors, rows, rank);
   const blockLen = rank * cols;
   const V = await storeBlocks(L, blockLen, coefficientsInMemory(rows, cols, L, hooks.maxMemory), hooks, type, async (i) => {
-    const block = await coefficients(U, S, await readLayer(ckpt, layout, type, i), rows, rank, cols, REL_TOL);
+    const block = await coefficients(U, S, await readLayer(ckpt, layout, type, i), rows, rank, cols, REL_TOL, hooks.threads);
     hooks.step?.('coefficients', i + 1, L);
     return block;
   });

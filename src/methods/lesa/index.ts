@@ -1,7 +1,9 @@
 import type { Method } from '../method.js';
 import { lesaPlan } from './plan.js';
+import { lesaOptions, lesaOptionsOf } from './options.js';
+import { exportPredictors, exportTarget } from './export.js';
 import { preparePredicted, predictedResources } from './predicted.js';
-import { interiorLayers, predictWeight, train, typeSeed } from './predictor.js';
+import { interiorLayers, predictWeight, train, typeSeed, type Predictor } from './predictor.js';
 
 /**
  * LESA (Yang et al., ACL 2025): per linear weight type, decompose, train the predictor on
@@ -12,18 +14,29 @@ export const lesa: Method = {
   summary: 'new linear weights predicted from the neighbours\' SVD coefficients by a learned MLP per weight type',
   reference: 'https://arxiv.org/abs/2502.13794',
   alignment: 'optional',
+  options: lesaOptions,
   plan: lesaPlan,
   resources: predictedResources,
-  prepare(ckpt, plan, ctx, hooks) {
-    return preparePredicted(ckpt, plan, ctx, hooks, async (d, step, phase) => {
+  async prepare(ckpt, plan, ctx, hooks) {
+    const o = lesaOptionsOf(ctx);
+    const exported = exportTarget() ? new Map<string, { p: Predictor; cols: number }>() : undefined;
+    const prepared = await preparePredicted(ckpt, plan, ctx, hooks, async (d, step, phase) => {
       const { layout, options } = ctx;
       phase('train', { type: d.type, samples: (layout.layers - 2) * d.rank });
-      const p = await train(d, interiorLayers(layout.layers), options.lesa, typeSeed(options.seed, d.type),
+      const p = await train(d, interiorLayers(layout.layers), o, typeSeed(options.seed, d.type),
         (done, steps, epoch, loss) => step(done, steps, { epoch, loss }));
+      exported?.set(d.type, { p, cols: d.cols });
       return {
-        layer: (j, US) => predictWeight(d, p, j, j + 1, US),
+        layer: (j, US, threads) => predictWeight(d, p, j, j + 1, US, threads),
         detail: { steps: p.steps, finalLoss: p.epochLosses[p.epochLosses.length - 1] },
       };
     });
+    try {
+      if (exported) await exportPredictors(exportTarget()!, exported);
+    } catch (e) {
+      await prepared.dispose?.();
+      throw e;
+    }
+    return prepared;
   },
 };

@@ -1,19 +1,24 @@
 import { layerTensorName, type LayerTensor } from '../../arch/index.js';
 import type { Plan, Recipe } from '../../plan/recipe.js';
 import type { MethodContext } from '../method.js';
+import { UserError } from '../../errors.js';
+import { recorded } from '../options.js';
 import { identityRecipes, perGapPlan } from '../per-gap.js';
 import { trainingSteps } from './budget.js';
+import { lesaOptions, lesaOptionsOf } from './options.js';
 
 /**
  * LESA's plan: every linear weight of a new layer between j and j+1 is predicted from
  * the two neighbours' SVD coefficients; the other tensors come from --fill.
  */
 export function lesaPlan(ctx: MethodContext): Plan {
-  const o = ctx.options.lesa;
+  const o = lesaOptionsOf(ctx);
+  if (typeof o.predictorSteps === 'number' && ctx.options.methodOptions.epochs !== undefined) {
+    throw new UserError('give --epochs or --predictor-steps N, not both (--epochs scales only --predictor-steps llama-3-8b)');
+  }
   const options = {
-    seed: ctx.options.seed, epochs: typeof o.predictorSteps === 'number' ? null : o.epochs, lambda: o.lambda, hidden: o.hidden, lr: o.lr,
-    batch: o.batch, weightDecay: o.weightDecay, fill: o.fill, zeroOut: o.zeroOut,
-    predictorSteps: o.predictorSteps ?? null, stepsPerType: stepsPerType(ctx),
+    seed: ctx.options.seed, ...recorded(lesaOptions, o),
+    epochs: typeof o.predictorSteps === 'number' ? null : o.epochs, stepsPerType: stepsPerType(ctx),
   };
   return predictedPlan(ctx, 'lesa', options, (j) => `LESA(${j},${j + 1})`);
 }
@@ -25,14 +30,14 @@ export function lesaPlan(ctx: MethodContext): Plan {
  */
 export function predictedPlan(ctx: MethodContext, method: string, options: Record<string, unknown>, how: (j: number) => string): Plan {
   const { layout } = ctx;
-  const o = ctx.options.lesa;
+  const o = lesaOptionsOf(ctx);
   const silence = o.zeroOut ? identityRecipes(ctx) : new Map<string, Recipe>();
   const name = (i: number, lt: LayerTensor) => layerTensorName(layout.arch, i, lt);
   return perGapPlan(ctx, method, options, true, (j) => `${how(j)}${o.zeroOut ? ', outputs zeroed' : ''}`,
     (j, lt): Recipe => {
       const quiet = silence.get(lt.type);
       if (quiet) return quiet;
-      if (lt.role === 'linear') return { kind: 'predicted', type: lt.type, left: j, right: j + 1 };
+      if (lt.role === 'linear') return { kind: 'predicted', type: lt.type, left: j };
       if (o.fill === 'layer0') return { kind: 'copy', src: name(0, lt) };
       return { kind: 'mean', srcs: [name(j, lt), name(j + 1, lt)] };
     });
@@ -47,7 +52,7 @@ export function stepsPerType(ctx: MethodContext): Record<string, number> {
     if (lt.role !== 'linear' || !info) continue;
     const [rows, cols] = info.shape;
     const rank = Math.min(rows, layout.layers * cols);
-    out[lt.type] = trainingSteps(ctx.options.lesa, lt.type, (layout.layers - 2) * rank);
+    out[lt.type] = trainingSteps(lesaOptionsOf(ctx), lt.type, (layout.layers - 2) * rank);
   }
   return out;
 }

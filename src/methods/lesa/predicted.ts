@@ -2,11 +2,12 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Checkpoint, FloatDType } from '../../checkpoint/types.js';
 import type { ModelLayout } from '../../arch/index.js';
-import { fromF32, getThreads, setThreads } from '../../native/index.js';
+import { defaultThreads, fromF32 } from '../../native/index.js';
 import type { Plan } from '../../plan/recipe.js';
 import { predictedBytes, type PrepareResources } from '../../plan/resources.js';
 import type { MethodContext, PrepareHooks, Prepared } from '../method.js';
 import { basis, coefficientBytes, coefficientsInMemory, decompose, release, workingSetBytes, type Decomposition } from './decompose.js';
+import { lesaOptionsOf } from './options.js';
 import { predictedGaps } from './plan.js';
 import { runScheduled, runsAlone, schedulePeak, type Job } from './schedule.js';
 
@@ -18,10 +19,11 @@ export type TypeProgress = (done: number, total: number, detail?: Record<string,
 
 /**
  * What a method does with one type's decomposition: returns the builder of the layer between
- * j and j+1 (given U·diag(S) as f32), after any learning of its own (reported through `step`).
+ * j and j+1 (given U·diag(S) as f32, and the BLAS threads its native calls take), after any
+ * learning of its own (reported through `step`).
  */
 export type LayerBuilder = (d: Decomposition, step: TypeProgress, phase: PrepareHooks['phase']) => Promise<{
-  layer(j: number, US: Float32Array): Promise<Float32Array>;
+  layer(j: number, US: Float32Array, threads: number): Promise<Float32Array>;
   detail?: Record<string, unknown>;
 }>;
 
@@ -37,11 +39,12 @@ function typeJobs(layout: ModelLayout, types: string[], maxMemory: number): Job[
 /** Memory and scratch of decomposing every predicted type under the scheduler (for --dry-run). */
 export function predictedResources(plan: Plan, ctx: MethodContext): PrepareResources {
   const types = [...predictedGaps(plan).keys()];
-  const slots = Math.min(MAX_CONCURRENT_TYPES, getThreads());
-  const jobs = typeJobs(ctx.layout, types, ctx.options.lesa.maxMemory);
-  const peak = schedulePeak(jobs, ctx.options.lesa.maxMemory, slots);
+  const slots = Math.min(MAX_CONCURRENT_TYPES, ctx.options.threads ?? defaultThreads());
+  const { maxMemory } = lesaOptionsOf(ctx);
+  const jobs = typeJobs(ctx.layout, types, maxMemory);
+  const peak = schedulePeak(jobs, maxMemory, slots);
   const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
-  const notes = jobs.map((j, i) => `${j.name}: working set ${gb(j.bytes)}${j.scratch ? `, coefficient blocks spilled (${gb(j.scratch)})` : ''}, ${runsAlone(jobs, i, ctx.options.lesa.maxMemory, slots) ? 'alone on every thread' : 'beside another type'}`);
+  const notes = jobs.map((j, i) => `${j.name}: working set ${gb(j.bytes)}${j.scratch ? `, coefficient blocks spilled (${gb(j.scratch)})` : ''}, ${runsAlone(jobs, i, maxMemory, slots) ? 'alone on every thread' : 'beside another type'}`);
   return { memoryBytes: peak.bytes, scratchBytes: predictedBytes(plan) + peak.scratch, notes };
 }
 
@@ -54,25 +57,25 @@ export function predictedResources(plan: Plan, ctx: MethodContext): PrepareResou
  * on one BLAS thread, whenever their working sets (workingSetBytes) fit in --max-memory
  * together: batch-64 training GEMMs are too small to share threads, so a second type uses the
  * second core far better. A type too large to share the budget with any other (gate/up of an
- * 8B model) runs alone on every thread. OpenBLAS's thread count is global; the scheduler never
- * runs a one-thread and an all-thread type together. Builders seed per type, so the bytes do
+ * 8B model) runs alone on every thread. Each native call names its thread count, but OpenBLAS
+ * keeps one per process: the scheduler never runs a one-thread and an all-thread type together. Builders seed per type, so the bytes do
  * not depend on the order or the overlap.
  */
 export async function preparePredicted(ckpt: Checkpoint, plan: Plan, ctx: MethodContext, hooks: PrepareHooks, build: LayerBuilder): Promise<Prepared> {
   const { layout } = ctx;
-  const o = ctx.options.lesa;
+  const o = lesaOptionsOf(ctx);
   const wanted = predictedGaps(plan);
   const types = [...wanted.keys()];
   const scratch = join(hooks.scratchDir, 'predicted.bin');
   const fh: FileHandle = await open(scratch, 'w+');
   const where = new Map<string, { offset: number; length: number }>(); // key: type@left
   let offset = 0;
-  const one = async (t: number, type: string) => {
+  const one = async (t: number, type: string, threads: number) => {
     const step = (phase: string) => (done: number, total: number, detail: Record<string, unknown> = {}) =>
       hooks.progress(done, total, { type, typeIndex: t + 1, types: types.length, phase, ...detail });
     hooks.phase('decompose', { type });
     const d = await decompose(ckpt, layout, type, {
-      scratchDir: hooks.scratchDir, maxMemory: o.maxMemory,
+      scratchDir: hooks.scratchDir, maxMemory: o.maxMemory, threads,
       step: (what, done, total) => step(what)(done, total),
     });
     const builder = await build(d, step('train'), hooks.phase);
@@ -81,7 +84,7 @@ export async function preparePredicted(ckpt: Checkpoint, plan: Plan, ctx: Method
     const dtype = layout.typeInfo.get(type)!.dtype as FloatDType;
     const gaps = wanted.get(type)!;
     for (const [g, j] of gaps.entries()) {
-      const bytes = fromF32(await builder.layer(j, US), dtype);
+      const bytes = fromF32(await builder.layer(j, US, threads), dtype);
       const at = offset; // reserved before the await: the other worker writes too
       offset += bytes.byteLength;
       await fh.write(bytes, 0, bytes.byteLength, at);
@@ -90,18 +93,13 @@ export async function preparePredicted(ckpt: Checkpoint, plan: Plan, ctx: Method
     }
     await release(d);
   };
-  const blasThreads = getThreads();
+  const blasThreads = ctx.options.threads ?? defaultThreads();
   const jobs = typeJobs(layout, types, o.maxMemory);
   try {
-    await runScheduled(jobs, o.maxMemory, Math.min(MAX_CONCURRENT_TYPES, blasThreads), blasThreads, async (t, threads) => {
-      setThreads(threads);
-      await one(t, types[t]);
-    });
+    await runScheduled(jobs, o.maxMemory, Math.min(MAX_CONCURRENT_TYPES, blasThreads), blasThreads, (t, threads) => one(t, types[t], threads));
   } catch (e) {
     await fh.close();
     throw e;
-  } finally {
-    setThreads(blasThreads);
   }
   const recipes = new Map(plan.tensors.flatMap((t) => (t.recipe.kind === 'predicted' ? [[t.name, `${t.recipe.type}@${t.recipe.left}`] as const] : [])));
   return {

@@ -1,12 +1,14 @@
 """Independent check that a checkpoint directory loads cleanly in HF transformers.
 
-    python -m lesa_py.hfcheck DIR [--json]
+    python -m lesa_py.testing.hfcheck DIR [--json]
 
 Checks: config loads and validates; safetensors index (if any) matches the shard files;
 from_pretrained(output_loading_info=True) reports no missing / unexpected / mismatched
 keys or errors; every parameter and persistent buffer equals the tensor stored in the
-files (or is tied to one that does), so nothing was newly initialised; greedy generate
-of a few tokens runs and gives finite logits.  Exit 0 when all pass, 1 otherwise, 2 on
+files (or is tied to one that does), so nothing was newly initialised — for models whose
+on-disk names transformers converts on load (MoE experts fused into 3-D tensors, image-text
+wrappers' prefixes), saving the loaded model again must give back exactly the stored
+tensors; greedy generate of a few tokens runs and gives finite logits.  Exit 0 when all pass, 1 otherwise, 2 on
 a user error.
 """
 from __future__ import annotations
@@ -49,8 +51,9 @@ def _file_tensors(d: Path, problems: list[str]) -> dict[str, str]:
 
 def check(model_dir: str | Path, new_tokens: int = 4) -> dict:
     import torch
+    import transformers
     from safetensors import safe_open
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
     d = Path(model_dir)
     problems: list[str] = []
@@ -59,7 +62,7 @@ def check(model_dir: str | Path, new_tokens: int = 4) -> dict:
         config = AutoConfig.from_pretrained(d)
         config.validate()
         rep.update(model_type=config.model_type, architectures=config.architectures,
-                   num_hidden_layers=getattr(config, "num_hidden_layers", None))
+                   num_hidden_layers=getattr(config.get_text_config(), "num_hidden_layers", None))
     except Exception as e:  # noqa: BLE001 - any failure is a finding
         problems.append(f"config: {type(e).__name__}: {e}")
         return rep
@@ -69,8 +72,12 @@ def check(model_dir: str | Path, new_tokens: int = 4) -> dict:
         except Exception as e:  # noqa: BLE001
             problems.append(f"generation_config: {type(e).__name__}: {e}")
     where = _file_tensors(d, problems)
+    archs = getattr(config, "architectures", None) or []
+    # The checkpoint's own class (an image-text wrapper has no AutoModelForCausalLM entry).
+    model_cls = getattr(transformers, archs[0], None) if archs else None
+    model_cls = model_cls if model_cls is not None and hasattr(model_cls, "from_pretrained") else AutoModelForCausalLM
     try:  # mismatched shapes would raise without detail: load anyway, they are reported below
-        model, info = AutoModelForCausalLM.from_pretrained(
+        model, info = model_cls.from_pretrained(
             d, dtype="auto", use_safetensors=True, output_loading_info=True, ignore_mismatched_sizes=True)
     except Exception as e:  # noqa: BLE001
         problems.append(f"from_pretrained: {type(e).__name__}: {str(e).strip()[:2000]}")
@@ -82,8 +89,14 @@ def check(model_dir: str | Path, new_tokens: int = 4) -> dict:
         if val:
             problems.append(f"{key}: {rep[key][:10]}")
 
-    # Every parameter / persistent buffer must equal the stored tensor (or be tied to one).
     sd = model.state_dict()
+    if where.keys() - sd.keys():  # names converted on load: compare what saving writes back
+        compared = _roundtrip(model, d, where, problems)
+        rep.update(tensors_compared=compared, tied={}, dtype=str(next(model.parameters()).dtype))
+        _generate(model, d, config, rep, problems, new_tokens)
+        rep["ok"] = not problems
+        return rep
+    # Every parameter / persistent buffer must equal the stored tensor (or be tied to one).
     by_ptr = {t.data_ptr(): k for k, t in sd.items() if k in where}
     tied, compared, handles = {}, 0, {}
     try:
@@ -109,8 +122,41 @@ def check(model_dir: str | Path, new_tokens: int = 4) -> dict:
     for k in where.keys() - sd.keys():
         problems.append(f"{k}: stored but not used by the model")
     rep.update(tensors_compared=compared, tied=tied, dtype=str(next(model.parameters()).dtype))
+    _generate(model, d, config, rep, problems, new_tokens)
+    rep["ok"] = not problems
+    return rep
 
-    # Greedy generation of a few tokens.
+
+def _roundtrip(model, d: Path, where: dict[str, str], problems: list[str]) -> int:
+    """Save the loaded model (transformers reverts its load-time conversions) and compare
+    every written tensor with the stored one: none dropped, none added, none changed."""
+    import tempfile
+
+    import torch
+    from safetensors import safe_open
+
+    with tempfile.TemporaryDirectory(prefix="hfcheck-") as tmp:
+        model.save_pretrained(tmp)
+        again = _file_tensors(Path(tmp), [])
+        for k in sorted(where.keys() - again.keys())[:10]:
+            problems.append(f"{k}: stored but not used by the model (not written back by save_pretrained)")
+        for k in sorted(again.keys() - where.keys())[:10]:
+            problems.append(f"{k}: not in the checkpoint files (newly initialised)")
+        compared = 0
+        for k in sorted(where.keys() & again.keys()):
+            with safe_open(d / where[k], framework="pt") as a, safe_open(Path(tmp) / again[k], framework="pt") as b:
+                x, y = a.get_tensor(k), b.get_tensor(k)
+            if x.shape != y.shape or not torch.equal(x.to(y.dtype), y):
+                problems.append(f"{k}: loaded values differ from the stored tensor")
+            compared += 1
+    return compared
+
+
+def _generate(model, d: Path, config, rep: dict, problems: list[str], new_tokens: int) -> None:
+    """Greedy generation of a few tokens."""
+    import torch
+    from transformers import AutoTokenizer
+
     try:
         try:
             tok = AutoTokenizer.from_pretrained(d)
@@ -127,17 +173,15 @@ def check(model_dir: str | Path, new_tokens: int = 4) -> dict:
         rep["generated"] = tok.decode(out[0]) if tok else out[0].tolist()
     except Exception as e:  # noqa: BLE001
         problems.append(f"generate: {type(e).__name__}: {e}")
-    rep["ok"] = not problems
-    return rep
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lesa_py.hfcheck", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m lesa_py.testing.hfcheck", description=__doc__.split("\n\n")[0])
     ap.add_argument("dir")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if not (Path(args.dir) / "config.json").is_file():
-        print(f"lesa_py.hfcheck: error: {args.dir}: not a checkpoint directory (no config.json)", file=sys.stderr)
+        print(f"lesa_py.testing.hfcheck: error: {args.dir}: not a checkpoint directory (no config.json)", file=sys.stderr)
         return 2
     from transformers.utils import logging
 

@@ -11,7 +11,9 @@ baseline pipeline in the benchmark. The spec is docs/method.md (shared docs):
   ``[V_{i-1}[k], V_{i+1}[k]]``, target ``V_i[k]`` (2.3);
 * MLP ``2*in -> 256 -> 256 -> in`` with ReLU (2.4), loss
   ``(1-lam)*MSE + lam*(||pred||_F - ||target||_F)^2`` per mini-batch (2.5),
-  AdamW lr 1e-3 wd 0.01, batch 64, shuffled, 10 epochs (2.6);
+  AdamW, shuffled mini-batches (2.6); hidden width, epochs, lambda, lr, weight decay and
+  batch default to LESA's as the TypeScript side declares them (`lesa methods --json`,
+  src/methods/lesa/options.ts), so the oracle and the product cannot drift apart;
 * a new layer between j and j+1 gets ``U diag(S) G([V_j, V_{j+1}])`` (2.7), the
   rest of the layer from layer 0 (notebooks) or the neighbours' mean (2.8), and
   the new layers go one per gap into the last N gaps (2.9).
@@ -20,8 +22,8 @@ Layer indices are 0-based everywhere here. Only torch + safetensors are used
 (no transformers), weights are handled in float32.
 
 CLI:
-    python -m lesa_py.oracle loo CKPT [--types q_proj ...] [--layers 5 15 25] [--epochs 10] [--json]
-    python -m lesa_py.oracle expand CKPT OUT --target-layers N [--fill layer0|mean]
+    python -m lesa_py.testing.oracle loo CKPT [--types q_proj ...] [--layers 5 15 25] [--epochs 10] [--json]
+    python -m lesa_py.testing.oracle expand CKPT OUT --target-layers N [--fill layer0|mean]
 """
 from __future__ import annotations
 
@@ -39,6 +41,8 @@ import torch
 from torch import nn
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+from ..methods import defaults
 
 LLAMA_TYPES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 TYPE_SUFFIX = {
@@ -135,7 +139,7 @@ def decompose(Ws: Sequence[torch.Tensor]):
 class Predictor(nn.Module):
     """The notebooks' SimpleNN: Linear(2*in, h) - ReLU - Linear(h, h) - ReLU - Linear(h, in)."""
 
-    def __init__(self, n_in: int, hidden: int = 256):
+    def __init__(self, n_in: int, hidden: int):
         super().__init__()
         self.fc1 = nn.Linear(2 * n_in, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
@@ -165,19 +169,26 @@ def lesa_loss(pred: torch.Tensor, target: torch.Tensor, lam: float) -> torch.Ten
     return (1 - lam) * mse + lam * norm
 
 
-def train_predictor(Vs: Sequence[torch.Tensor], targets: Optional[Iterable[int]] = None, epochs: int = 10,
-                    lam: float = 5e-4, lr: float = 1e-3, batch: int = 64, hidden: int = 256,
-                    seed: int = 0) -> nn.Module:
+def paper(name: str, value=None):
+    """`value`, else LESA's default for option `name` (the TypeScript catalogue's)."""
+    return defaults("lesa")[name] if value is None else value
+
+
+def train_predictor(Vs: Sequence[torch.Tensor], targets: Optional[Iterable[int]] = None, epochs: Optional[int] = None,
+                    lam: Optional[float] = None, lr: Optional[float] = None, batch: Optional[int] = None,
+                    hidden: Optional[int] = None, seed: int = 0) -> nn.Module:
     """Fit the per-type predictor on the interior-layer samples (``targets``: default all interior layers).
 
     The returned module carries ``loss_history``: mean mini-batch loss per epoch
     (``[0]`` is the loss of the untrained model on the whole set, then one per epoch).
     """
+    epochs, lam, lr, batch, hidden = (paper(k, v) for k, v in
+                                      (("epochs", epochs), ("lambda", lam), ("lr", lr), ("batch", batch), ("hidden", hidden)))
     X, Y = training_set(Vs, targets)
     X, Y = X.to(torch.float32), Y.to(torch.float32)
     torch.manual_seed(seed)  # default Kaiming-uniform init of the three Linear layers
     model = Predictor(Y.shape[1], hidden)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=paper("weightDecay"))
     ds = torch.utils.data.TensorDataset(X, Y)
     gen = torch.Generator().manual_seed(seed)
     # Exactly the batches of DataLoader(ds, batch_size=batch, shuffle=True, generator=gen) (that is a
@@ -236,7 +247,7 @@ METHODS = ("lesa", "copy", "average", "random")
 
 
 def leave_one_out(ckpt_dir, types: Sequence[str] = LLAMA_TYPES, layers: Optional[Sequence[int]] = None,
-                  epochs: int = 10, lam: float = 5e-4, seed: int = 0, weights=None, log=None) -> List[dict]:
+                  epochs: Optional[int] = None, lam: Optional[float] = None, seed: int = 0, weights=None, log=None) -> List[dict]:
     """Leave-one-layer-out predictability (method.md 4.1).
 
     For each interior layer i (0-based, 1..L-2, or the given subset) and type, the
@@ -307,7 +318,7 @@ def _layer_tensors(sd: Dict[str, torch.Tensor], i: int) -> Dict[str, torch.Tenso
     return {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
 
 
-def expand(ckpt_dir: str, out_dir: str, target_layers: int, epochs: int = 10, lam: float = 5e-4,
+def expand(ckpt_dir: str, out_dir: str, target_layers: int, epochs: Optional[int] = None, lam: Optional[float] = None,
            seed: int = 0, fill: str = "layer0", types: Sequence[str] = LLAMA_TYPES) -> dict:
     """Notebook pipeline: write an HF checkpoint with ``target_layers`` layers to ``out_dir``.
 
@@ -316,6 +327,7 @@ def expand(ckpt_dir: str, out_dir: str, target_layers: int, epochs: int = 10, la
     (RMSNorm weights, biases) from layer 0 (``fill='layer0'``, the notebooks) or the
     mean of its two neighbours (``fill='mean'``). Returns ``{"timings": {phase: s}, "layers": [...]}``.
     """
+    epochs, lam = paper("epochs", epochs), paper("lambda", lam)
     if fill not in ("layer0", "mean"):
         raise ValueError("fill must be 'layer0' or 'mean'")
     timings = {"load": 0.0, "svd": 0.0, "train": 0.0, "predict": 0.0, "write": 0.0}
@@ -402,14 +414,14 @@ def expand(ckpt_dir: str, out_dir: str, target_layers: int, epochs: int = 10, la
 # --------------------------------------------------------------------------- CLI
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m lesa_py.oracle", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m lesa_py.testing.oracle", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     lo = sub.add_parser("loo", help="leave-one-layer-out predictability (method.md 4.1)")
     lo.add_argument("ckpt")
     lo.add_argument("--types", nargs="+", default=list(LLAMA_TYPES))
     lo.add_argument("--layers", nargs="+", type=int, default=None, help="0-based interior layers (default: all)")
-    lo.add_argument("--epochs", type=int, default=10)
-    lo.add_argument("--lam", type=float, default=5e-4)
+    lo.add_argument("--epochs", type=int, default=None, help="default: LESA's")
+    lo.add_argument("--lam", type=float, default=None, help="default: LESA's")
     lo.add_argument("--seed", type=int, default=0)
     lo.add_argument("--json", action="store_true", help="print JSON (rows + summary) on stdout")
     lo.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
@@ -417,12 +429,13 @@ def main(argv=None):
     ex.add_argument("ckpt")
     ex.add_argument("out")
     ex.add_argument("--target-layers", type=int, required=True, help="total layers after expansion")
-    ex.add_argument("--epochs", type=int, default=10)
-    ex.add_argument("--lam", type=float, default=5e-4)
+    ex.add_argument("--epochs", type=int, default=None, help="default: LESA's")
+    ex.add_argument("--lam", type=float, default=None, help="default: LESA's")
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--fill", choices=["layer0", "mean"], default="layer0")
     ex.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     a = ap.parse_args(argv)
+    a.epochs, a.lam = paper("epochs", a.epochs), paper("lambda", a.lam)
     if a.threads:
         torch.set_num_threads(a.threads)
 

