@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from lesa_py import oracle
+from lesa_py.testing import oracle
 from _cli import layers_of, lesa, manifest
 
 # Fidelity: native f32 GEMMs (predictRows, reconstruct) against torch in f64 on the same f32

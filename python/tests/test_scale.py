@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from _cli import layers_of, lesa, manifest
-from lesa_py import hfcheck
+from lesa_py.testing import hfcheck
 from test_expand import tensors
 
 pytestmark = pytest.mark.usefixtures("single_thread")
