@@ -5,9 +5,6 @@ import type { Prepared } from '../methods/method.js';
 import type { OutputTensor } from '../plan/recipe.js';
 import { nonFiniteInput, produce } from './produce.js';
 
-/** Bytes a span copy holds: the addon's two 8 MiB buffers (native/src/copy.cc kChunk). */
-export const SPAN_COPY_BYTES = 16 << 20;
-
 /** Copies gathered into one native job, at most: bounds the time between progress reports. */
 const BATCH_BYTES = 256 << 20;
 

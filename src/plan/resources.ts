@@ -1,7 +1,8 @@
 import { DTYPE_SIZES, numel, type Checkpoint } from '../checkpoint/types.js';
 import type { OutputTensor, Plan } from './recipe.js';
-import { SPAN_COPY_BYTES } from '../execute/write-tensor.js';
-import { overCapNotes } from './whole-tensors.js';
+import { overCapNotes, tensorByteSize } from './whole-tensors.js';
+
+export { tensorByteSize };
 
 /** What executing a plan will take, estimated before any weight is read (shown by --dry-run). */
 export interface Resources {
@@ -23,10 +24,8 @@ export interface PrepareResources {
 }
 
 
-/** Bytes of one output tensor as written. */
-export function tensorByteSize(t: Pick<OutputTensor, 'shape' | 'dtype'>): number {
-  return numel(t.shape) * DTYPE_SIZES[t.dtype];
-}
+/** Bytes a span copy holds: the addon's two 8 MiB buffers (native/src/copy.cc kChunk). */
+export const SPAN_COPY_BYTES = 16 << 20;
 
 /** Bytes of the tensors a plan makes by `predicted` recipes (a method parks them in scratch until written). */
 export function predictedBytes(plan: Plan): number {

@@ -8,7 +8,7 @@ import { constants } from 'node:buffer';
 import type { Checkpoint } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
 import type { OutputTensor, Plan } from './recipe.js';
-import { tensorByteSize } from './resources.js';
+import { DTYPE_SIZES, numel } from '../checkpoint/types.js';
 
 export const MAX_WHOLE_TENSOR_BYTES = constants.MAX_LENGTH;
 
@@ -52,4 +52,9 @@ export function overCapNotes(plan: Plan): string[] {
   if (big.length === 0) return [];
   const largest = big.reduce((a, t) => Math.max(a, tensorByteSize(t)), 0);
   return [`${big.length} tensor${big.length === 1 ? '' : 's'} above Node's 4 GiB buffer cap (largest ${gib(largest)}) copied byte-for-byte in chunks, never held in memory`];
+}
+
+/** Bytes of one output tensor as written. */
+export function tensorByteSize(t: Pick<OutputTensor, 'shape' | 'dtype'>): number {
+  return numel(t.shape) * DTYPE_SIZES[t.dtype];
 }
