@@ -638,9 +638,10 @@ def training_record(run: Run, identity: dict, step: int, tokens: int) -> dict:
     return {"tool": "lesa_py.cpt", "steps": step, "tokens": tokens, "trained_layers": layers,
             "trained_other": run.cfg.freeze == "none",  # embeddings, final norm, head
             "trainable_params": run.n_train, "total_params": run.n_total,
-            "train": {"file": str(Path(run.cfg.train).resolve()), "sha256": run.train_info["sha256"],
+            # fingerprints: sha256 over the data's files, names and text field (corpus.Corpus.fingerprint)
+            "train": {"path": str(Path(run.cfg.train).resolve()), "fingerprint": run.train_info["sha256"],
                       "tokens": run.train_info["tokens"]},
-            "eval_sha256": run.train_info["eval_sha256"], "tokenizer": run.train_info["tokenizer"],
+            "eval_fingerprint": run.train_info["eval_sha256"], "tokenizer": run.train_info["tokenizer"],
             "started_from": identity["model"],
             "settings": {k: v for k, v in identity.items() if k not in ("model", "train_sha256", "eval_sha256", "tokenizer")}}
 

@@ -68,7 +68,8 @@ def test_files_and_status(run):
     assert res["command"] in md and "torch " in md and "nproc" in md
     for m in METHODS:
         assert f"| {m} | 12 |" in md
-    assert md.count("| --- |") == 2  # results and timings tables
+    assert md.count("| --- |") == 3  # results, timings and downstream accuracy (the module fixture passes --tasks)
+    assert "## Downstream accuracy" in md
 
 
 def test_numbers_match_logs(run):

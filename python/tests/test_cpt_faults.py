@@ -208,7 +208,11 @@ def test_save_final_passes_lesa_verify_and_records_the_run(tiny):
     assert r.stdout.strip() == f"ok: {final} matches its manifest"
     tr = json.loads((final / "lesa.json").read_text())["training"]
     assert tr["steps"] == 2 and tr["tokens"] == 2 * 4 * 16
-    assert tr["train"]["sha256"] == sha(tiny["text"]) and tr["eval_sha256"] == sha(tiny["eval"])
+    from lesa_py.corpus import open_corpus
+
+    fingerprint = lambda p: open_corpus(p).fingerprint()  # noqa: E731
+    assert tr["train"]["fingerprint"] == fingerprint(tiny["text"]) and tr["eval_fingerprint"] == fingerprint(tiny["eval"])
+    assert tr["train"]["fingerprint"] != fingerprint(tiny["eval"])
     assert tr["trained_layers"] == _tiny.NEW_LAYERS and tr["trained_other"] is False
     # The verifier is not vacuous: one changed byte fails it.
     (final / "tokenizer_config.json").write_text((final / "tokenizer_config.json").read_text() + " ")
