@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         task_list = [t.strip() for t in (args.tasks or "").split(",") if t.strip()]
         if args.tasks is not None and not task_list:
             raise UserError("--tasks: no task given")
+        tasks.task_specs(task_list)  # a missing or malformed task file: said before the (slow) load
         text = None
         if args.text is not None:
             try:
