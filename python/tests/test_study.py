@@ -75,11 +75,17 @@ def test_winner_only_beyond_the_seed_spread(tmp_path):
 
 
 def test_smoke_run_writes_reports_table_and_plots(fx, tmp_path):
-    src = fx("tiny-llama-f32")
-    fx("text")
+    # A fixtures folder of its own: the tiny model, and the study's two texts cut short
+    # (tokenising all 10 MB of SOTU would dominate the run), with a token cache of its own.
+    fixtures = tmp_path / "fixtures"
+    (fixtures / "text").mkdir(parents=True)
+    (fixtures / "tiny-llama-f32").symlink_to(fx("tiny-llama-f32"))
+    for name, chars in (("sotu.txt", 40_000), ("moby-dick.txt", 20_000)):
+        text = (fx("text") / name).read_text(encoding="utf-8")[:chars]
+        (fixtures / "text" / name).write_text(text, encoding="utf-8")
     out = tmp_path / "study"
     env = {**os.environ, "PY": sys.executable, "PROFILE": "smoke", "OUT": str(out),
-           "LESA_FIXTURES": str(src.parent), "OPENBLAS_NUM_THREADS": "1"}
+           "LESA_FIXTURES": str(fixtures), "LESA_CACHE_DIR": str(tmp_path / "tokens"), "OPENBLAS_NUM_THREADS": "1"}
     p = subprocess.run(["bash", str(ROOT / "bench" / "study.sh"), "tiny", "run"], capture_output=True, text=True,
                        timeout=900, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
