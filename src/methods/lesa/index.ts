@@ -3,6 +3,9 @@ import { lesaPlan } from './plan.js';
 import { lesaOptions, lesaOptionsOf } from './options.js';
 import { exportPredictors, exportTarget } from './export.js';
 import { preparePredicted, predictedResources } from './predicted.js';
+import { prepareOnTorch, startTorch } from './torch.js';
+import { defaultThreads } from '../../native/index.js';
+import { UserError } from '../../errors.js';
 import { interiorLayers, predictWeight, train, typeSeed, type Predictor } from './predictor.js';
 
 /**
@@ -19,6 +22,21 @@ export const lesa: Method = {
   resources: predictedResources,
   async prepare(ckpt, plan, ctx, hooks) {
     const o = lesaOptionsOf(ctx);
+    const torch = await startTorch(o.device, ctx.options.threads ?? defaultThreads());
+    if (torch) {
+      if (exportTarget()) {
+        await torch.worker.close();
+        throw new UserError('exporting the predictors (LESA_EXPORT_PREDICTORS) needs --device cpu');
+      }
+      try {
+        const prepared = await prepareOnTorch(ckpt, plan, ctx, hooks, torch.worker, torch.hello);
+        await torch.worker.close();
+        return { ...prepared, record: { compute: torch.record } };
+      } catch (e) {
+        await torch.worker.kill();
+        throw e;
+      }
+    }
     const exported = exportTarget() ? new Map<string, { p: Predictor; cols: number }>() : undefined;
     const prepared = await preparePredicted(ckpt, plan, ctx, hooks, async (d, step, phase) => {
       const { layout, options } = ctx;
