@@ -339,6 +339,7 @@ def run_type(ch: Channel, h: dict, device: torch.device):
     U, S = eig_descending(G, rank)
     del G
     sync(device)
+    step("eig")(1, 1)
     ch.send("phase", phase="coefficients")
     scale = coefficient_scale(S, h["relTol"])
     V = torch.empty(L, rank, cols, dtype=torch.float32, device=device)
@@ -357,7 +358,8 @@ def run_type(ch: Channel, h: dict, device: torch.device):
                         progress=lambda done, total, epoch, loss: step("train")(done, total, epoch=epoch,
                                                                               **({} if loss is None else {"loss": loss})))
     sync(device)
-    ch.send("phase", phase="predict", steps=h["steps"], finalLoss=losses[-1])
+    peak = {"peakMemory": torch.cuda.max_memory_allocated(device)} if device.type == "cuda" else {}
+    ch.send("phase", phase="predict", steps=h["steps"], finalLoss=losses[-1], **peak)
     for j in h["gaps"]:
         W = predict(mlp, US, V[j], V[j + 1])
         bad = int((~torch.isfinite(W)).sum())

@@ -22,6 +22,7 @@ export const lesa: Method = {
   resources: predictedResources,
   async prepare(ckpt, plan, ctx, hooks) {
     const o = lesaOptionsOf(ctx);
+    if (o.device !== 'cpu') hooks.phase('start torch', { device: o.device });
     const torch = await startTorch(o.device, ctx.options.threads ?? defaultThreads());
     if (torch) {
       if (exportTarget()) {
