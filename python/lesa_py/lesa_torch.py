@@ -196,39 +196,104 @@ def loss_and_grad(pred: torch.Tensor, y: torch.Tensor, lam: float):
 
 
 class AdamW:
-    """torch.optim.AdamW in float32 on one flat buffer (mlp.cc AdamW::step)."""
+    """torch.optim.AdamW in float32 on one flat buffer, in mlp.cc's order of operations: decay
+    p *= 1 - lr*wd, then p -= (lr/(1-b1^t)) * m / (sqrt(v)/sqrt(1-b2^t) + eps). The step count
+    lives on the device, so that a step has no host values in it (CUDA graphs replay it)."""
+
+    B1, B2, EPS = 0.9, 0.999, 1e-8
 
     def __init__(self, p: torch.Tensor, lr: float, weight_decay: float):
-        self.p, self.lr, self.wd = p, lr, weight_decay
+        self.p, self.lr, self.decay = p, lr, 1 - lr * weight_decay
         self.m, self.v = torch.zeros_like(p), torch.zeros_like(p)
-        self.t = 0
+        self.t = torch.zeros((), dtype=torch.float64, device=p.device)
 
     def step(self, g: torch.Tensor):
-        self.t += 1
-        b1, b2, eps = 0.9, 0.999, 1e-8
-        step_size = self.lr / (1 - b1 ** self.t)
-        inv_sqrt_bc2 = 1 / math.sqrt(1 - b2 ** self.t)
-        self.m.mul_(b1).add_(g, alpha=1 - b1)
-        self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        self.p.mul_(1 - self.lr * self.wd)
-        self.p.addcdiv_(self.m, self.v.sqrt().mul_(inv_sqrt_bc2).add_(eps), value=-step_size)
+        self.t.add_(1)
+        step_size = (self.lr / (1 - torch.pow(self.B1, self.t))).float()
+        inv_sqrt_bc2 = torch.rsqrt(1 - torch.pow(self.B2, self.t)).float()
+        self.m.mul_(self.B1).add_(g * (1 - self.B1))
+        self.v.mul_(self.B2).add_(g * g * (1 - self.B2))
+        self.p.mul_(self.decay)
+        self.p.sub_((self.m * step_size) / (self.v.sqrt().mul_(inv_sqrt_bc2).add_(self.EPS)))
+
+
+class Trainer:
+    """One AdamW step on a mini-batch of coefficient rows, every operand on the device: the batch
+    is row `b` of the epoch's index table (b counts up on the device too), the loss is summed into
+    `total`. On CUDA the step is captured once as a graph and replayed: at batch 64 the launch
+    overhead of ~40 small kernels, not the arithmetic, would otherwise bound the speed."""
+
+    def __init__(self, V: torch.Tensor, mlp: Mlp, opt: AdamW, batch: int, full: int, lam: float):
+        L, rank, C = V.shape
+        self.rows, self.mlp, self.opt, self.batch, self.lam, self.C = V.reshape(L * rank, C), mlp, opt, batch, lam, C
+        dev = V.device
+        self.table = torch.zeros(max(full, 1), batch, 3, dtype=torch.int64, device=dev)  # full batches' row indices
+        self.b = torch.zeros(1, dtype=torch.int64, device=dev)
+        self.total = torch.zeros((), dtype=torch.float64, device=dev)
+        self.graph: Optional[torch.cuda.CUDAGraph] = None
+        self.eager_left = 3 if dev.type == "cuda" and _graphs_wanted() else -1  # warm-up steps before capture
+
+    def _step(self, idx: torch.Tensor):
+        n = idx.shape[0]
+        got = self.rows.index_select(0, idx.reshape(-1)).view(n, 3 * self.C)
+        X = got[:, :2 * self.C]  # [left | right]: a strided view, no copy
+        a1, a2, pred = self.mlp.forward(X)
+        loss, dpred = loss_and_grad(pred, got[:, 2 * self.C:], self.lam)
+        self.mlp.backward(X, a1, a2, dpred)
+        self.opt.step(self.mlp.grad)
+        self.total.add_(loss)
+
+    def full_step(self):
+        if self.graph is not None:
+            self.graph.replay()
+            return
+        if self.eager_left <= 0:
+            self._batch()
+            return
+        # Warm-up steps (real ones) on a side stream, as CUDA graph capture wants, then the capture.
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            self._batch()
+        torch.cuda.current_stream().wait_stream(side)
+        self.eager_left -= 1
+        if self.eager_left == 0:
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph):  # recorded, not run
+                    self._batch()
+                self.graph = graph
+            except RuntimeError as e:  # stay eager: slower, same numbers
+                sys.stderr.write(f"lesa_torch: CUDA graph capture failed ({e}); training without it\n")
+                self.eager_left = -1
+
+    def _batch(self):
+        self._step(self.table.index_select(0, self.b).view(self.batch, 3))
+        self.b.add_(1)
+
+    def tail_step(self, idx: torch.Tensor):
+        self._step(idx)
+
+
+def _graphs_wanted() -> bool:
+    import os
+    return os.environ.get("LESA_TORCH_CUDA_GRAPHS", "1") != "0"
 
 
 def train(V: torch.Tensor, targets: List[int], *, steps: int, batch: int, lr: float, weight_decay: float, lam: float,
           hidden: int, seed: int, progress=None):
     """Fits the predictor on ([V_{i-1}[k], V_{i+1}[k]] -> V_i[k]) for every target i, `steps` AdamW steps.
 
-    V: [L, rank, cols] float32 on the device. Returns (flat params, per-epoch mean losses). No host
+    V: [L, rank, cols] float32 on the device. Returns (the Mlp, per-epoch mean losses). No host
     sync inside an epoch: the losses are summed on the device and read once per epoch.
     """
     L, rank, C = V.shape
     device = V.device
     samples = len(targets) * rank
-    batches = -(-samples // batch)
+    batches, full = -(-samples // batch), samples // batch
     epochs = -(-steps // batches)
     mlp = Mlp(torch.from_numpy(init_params(C, hidden, seed)).to(device), C, hidden)
-    opt = AdamW(mlp.p, lr, weight_decay)
-    rows = V.reshape(L * rank, C)
+    trainer = Trainer(V, mlp, AdamW(mlp.p, lr, weight_decay), batch, full, lam)
     tgt = torch.tensor(targets, dtype=torch.int64, device=device)
     losses: List[float] = []
     remaining, done, last = steps, 0, 0.0
@@ -236,27 +301,24 @@ def train(V: torch.Tensor, targets: List[int], *, steps: int, batch: int, lr: fl
     for epoch in range(epochs):
         order = torch.from_numpy(next(orders)).to(device)
         layer, k = tgt[order // rank], order % rank
-        # Row indices [samples, 3] (left, right, target): a batch's gather lands as [n, 3C], whose
-        # first 2C columns are the input and last C the target, strided views with no copy.
+        # Row indices (left, right, target) per sample: a batch's gather lands as [n, 3C].
         index = torch.stack([(layer - 1) * rank + k, (layer + 1) * rank + k, layer * rank + k], 1)
+        if full:
+            trainer.table.copy_(index[:full * batch].view(full, batch, 3))
+        trainer.b.zero_()
+        trainer.total.zero_()
         run = min(batches, remaining)
         remaining -= run
-        total = torch.zeros((), dtype=torch.float64, device=device)
         for b in range(run):
-            idx = index[b * batch:(b + 1) * batch]
-            n = idx.shape[0]
-            got = rows.index_select(0, idx.reshape(-1)).view(n, 3 * C)
-            X = got[:, :2 * C]
-            a1, a2, pred = mlp.forward(X)
-            loss, dpred = loss_and_grad(pred, got[:, 2 * C:], lam)
-            mlp.backward(X, a1, a2, dpred)
-            opt.step(mlp.grad)
-            total += loss
+            if b < full:
+                trainer.full_step()
+            else:
+                trainer.tail_step(index[full * batch:])
             done += 1
             if progress and time.monotonic() - last > 0.2:
                 last = time.monotonic()
                 progress(done, steps, epoch + 1, None)
-        mean = total.item() / run
+        mean = trainer.total.item() / run
         if not math.isfinite(mean):
             raise UserError(f"the predictor's loss diverged ({'NaN' if math.isnan(mean) else 'Inf'}) in epoch {epoch + 1} "
                             f"of {epochs}; try a smaller --lr")
