@@ -29,26 +29,43 @@ mkdir -p "$WORK"
 cleanup() { rm -rf "$OUT"; [[ "${KEEP:-0}" == 1 ]] || rm -rf "$SRC"; }
 trap cleanup EXIT
 
-if [[ $SMOKE == 1 ]]; then
-  # The torch trainer and decomposition on cuda against the same code on the CPU (TF32 off):
-  # float32 noise, or the GPU path is wrong before any timing means anything.
+# Prerequisites, each with the reason it is missing.
+command -v node >/dev/null || { echo "node is not on PATH (the CLI is TypeScript run by node >= 20)" >&2; exit 2; }
+[[ -f "$CLI" ]] || { echo "$CLI is missing: build the CLI (npx tsc -p tsconfig.json) and bring dist/" >&2; exit 2; }
+node --input-type=module -e "await import('$ROOT/dist/src/native/index.js').then((m) => m.defaultThreads())" \
+  || { echo "the native addon (native/build/lesa_native.node) does not load here: bring it and its libraries (ldd native/build/lesa_native.node; LD_LIBRARY_PATH)" >&2; exit 2; }
+[[ "${DEVICE:-cuda}" != cuda ]] || "$LESA_PYTHON" -c "import torch; assert torch.cuda.is_available(), 'torch sees no GPU'" \
+  || { echo "$LESA_PYTHON: torch with a visible CUDA GPU is needed" >&2; exit 2; }
+
+if [[ $SMOKE == 1 && "${DEVICE:-cuda}" == cuda ]]; then
+  # The torch trainer and decomposition on cuda against the same code on the CPU (TF32 off). For
+  # the first few dozen steps the two agree to float32 noise (H200, 2026-11-30: 1.2e-7 at 40
+  # steps); later a ReLU whose input is within noise of 0 can switch on one device and not the
+  # other, and the trajectories part (3e-2 at 200 steps there, the loss within 3e-4): compared
+  # then by loss only. Graph replay and eager steps give identical bits.
   "$LESA_PYTHON" - <<'EOF'
+import os
 import torch
 from lesa_py import lesa_torch as lt
-assert torch.cuda.is_available(), "torch sees no GPU"
 torch.backends.cuda.matmul.allow_tf32 = False
 g = torch.Generator().manual_seed(1)
 V = torch.randn(9, 300, 64, generator=g) * 0.2
-kw = dict(steps=200, batch=64, lr=1e-3, weight_decay=0.01, lam=5e-4, hidden=256, seed=7)
-(cpu, lc), (gpu, lg) = lt.train(V, list(range(1, 8)), **kw), lt.train(V.cuda(), list(range(1, 8)), **kw)
-d = ((cpu.p - gpu.p.cpu()).norm() / cpu.p.norm()).item()
-print(f"smoke: trainer cpu vs cuda: params rel diff {d:.2e}, losses {lc[-1]:.6g} vs {lg[-1]:.6g}")
-assert d < 1e-3, d
+def run(device, steps, graphs="1"):
+    os.environ["LESA_TORCH_CUDA_GRAPHS"] = graphs
+    m, losses = lt.train(V.to(device), list(range(1, 8)), steps=steps, batch=64, lr=1e-3, weight_decay=0.01, lam=5e-4, hidden=256, seed=7)
+    return m.p.cpu(), losses
+(c, _), (a, _), (e, _) = run("cpu", 30), run("cuda", 30), run("cuda", 30, "0")
+d = ((c - a).norm() / c.norm()).item()
+print(f"smoke: trainer cpu vs cuda, 30 steps: params rel diff {d:.2e}; graph == eager: {torch.equal(a, e)}")
+assert d < 1e-5 and torch.equal(a, e), d
+(_, lc), (_, lg) = run("cpu", 300), run("cuda", 300)
+print(f"smoke: 300 steps, last epoch's loss cpu {lc[-1]:.6g} cuda {lg[-1]:.6g}")
+assert abs(lc[-1] - lg[-1]) <= 0.01 * lc[-1]
 W = torch.randn(6, 512, 128, generator=g)
-G = lt.gram(iter(W), 512, "cpu"); U, S = lt.eig_descending(G, 512)
-Gc = lt.gram(iter(W.cuda()), 512, "cuda"); Uc, Sc = lt.eig_descending(Gc, 512)
+U, S = lt.eig_descending(lt.gram(iter(W), 512, "cpu"), 512)
+Uc, Sc = lt.eig_descending(lt.gram(iter(W.cuda()), 512, "cuda"), 512)
 du, ds = (U - Uc.cpu()).abs().max().item(), ((S - Sc.cpu()).abs().max() / S[0]).item()
-print(f"smoke: eig cpu vs cuda: |U| max diff {du:.2e}, S rel diff {ds:.2e}")
+print(f"smoke: eig cpu vs cuda: U max diff {du:.2e} (signs fixed), S rel diff {ds:.2e}")
 assert ds < 1e-10 and du < 1e-6, (du, ds)
 EOF
 fi
