@@ -184,3 +184,28 @@ def test_no_torch_fails_cpu_torch_and_auto_falls_back_to_the_addon(fx, tmp_path)
     assert tree_hash(tmp_path / "auto").keys() == tree_hash(tmp_path / "cpu").keys()
     a, c = read_all(tmp_path / "auto"), read_all(tmp_path / "cpu")
     assert all(torch.equal(a[k], c[k]) for k in c) and "compute" not in manifest(tmp_path / "auto")
+
+
+def test_a_type_over_the_memory_budget_is_refused_before_any_work(fx, tmp_path):
+    p = expand(fx("tiny-llama-f32"), tmp_path / "out", "--device", "cpu-torch", "--max-memory", "64KiB", check=False)
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr
+    assert "needs" in p.stderr and "give a larger --max-memory" in p.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_worker_that_dies_is_one_line_with_its_last_words(fx, tmp_path):
+    """A worker that greets, takes the first type's header and dies (as the OOM killer would)."""
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexec %s -c 'import json, sys\n"
+                    "print(json.dumps(dict(event=\"hello\", torch=\"0\", device=\"cpu\", gpu=None, memory=None)), flush=True)\n"
+                    "sys.stdin.buffer.readline(); sys.stderr.write(\"Killed by the test\\n\"); sys.exit(137)'\n" % os.environ["LESA_PYTHON"])
+    fake.chmod(0o755)
+    old = os.environ["LESA_PYTHON"]
+    os.environ["LESA_PYTHON"] = str(fake)
+    try:
+        p = expand(fx("tiny-llama-f32"), tmp_path / "out", "--device", "cpu-torch", check=False)
+    finally:
+        os.environ["LESA_PYTHON"] = old
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr
+    assert "exit status 137" in p.stderr and "Killed by the test" in p.stderr
+    assert not (tmp_path / "out").exists()

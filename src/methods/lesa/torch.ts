@@ -14,6 +14,8 @@ import { TorchWorker, type Hello } from './torch-worker.js';
 /** Share of the GPU's memory --device cuda may take when --max-memory is not given. */
 const GPU_SHARE = 0.9;
 
+const size = (b: number) => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(2)} MB`);
+
 /** What lesa.json records of a run on the torch path (the bytes depend on it). */
 export interface TorchRecord { device: 'cuda' | 'cpu-torch'; torch: string; gpu?: string }
 
@@ -70,7 +72,7 @@ export async function prepareOnTorch(ckpt: Checkpoint, plan: Plan, ctx: MethodCo
     const need = deviceBytes(rows, cols, L, false);
     const where = hello.device === 'cuda' ? 'GPU memory' : 'memory';
     if (need > budget) {
-      throw new UserError(`--device ${hello.device === 'cuda' ? 'cuda' : 'cpu-torch'}: ${type} needs ${(need / 1e9).toFixed(2)} GB of ${where} and --max-memory allows ${(budget / 1e9).toFixed(2)} GB; give a larger --max-memory`);
+      throw new UserError(`--device ${hello.device === 'cuda' ? 'cuda' : 'cpu-torch'}: ${type} needs ${size(need)} of ${where} and --max-memory allows ${size(budget)}; give a larger --max-memory`);
     }
     const retain = deviceBytes(rows, cols, L, true) <= budget;
     worker.listen = (m) => {
