@@ -86,8 +86,16 @@ export async function prepareOnTorch(ckpt: Checkpoint, plan: Plan, ctx: MethodCo
       steps: trainingSteps(o, type, targets.length * rank), batch: o.batch, lr: o.lr, weightDecay: o.weightDecay,
       lambda: o.lambda, hidden: o.hidden, seed: typeSeed(options.seed, type), relTol: REL_TOL,
     });
-    for (let pass = 0; pass < (retain ? 1 : 2); pass++) {
-      for (let i = 0; i < L; i++) await worker.write(await readLayer(ckpt, layout, type, i));
+    // Layer i+1 is read (and checked) while layer i crosses the pipe.
+    const order = Array.from({ length: (retain ? 1 : 2) * L }, (_, n) => n % L);
+    let next = readLayer(ckpt, layout, type, order[0]);
+    for (let n = 0; n < order.length; n++) {
+      const w = await next;
+      if (n + 1 < order.length) {
+        next = readLayer(ckpt, layout, type, order[n + 1]);
+        next.catch(() => {}); // awaited next turn; if the write below fails first, its error is the one to report
+      }
+      await worker.write(w);
     }
     return {
       async layer(j) {
