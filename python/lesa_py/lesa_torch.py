@@ -140,9 +140,11 @@ def coefficient_scale(S: torch.Tensor, rel_tol: float) -> torch.Tensor:
     return torch.where((S > tol) & (S > 0), 1.0 / S, torch.zeros_like(S))
 
 
-def coefficients(U: torch.Tensor, scale: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """V = diag(scale) U^T W in float64, returned as float32 (rank x cols)."""
-    return (scale[:, None] * (U.T @ W.to(torch.float64))).to(torch.float32)
+def coefficients(U32: torch.Tensor, scale: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """V = diag(scale) U^T W (rank x cols, float32) as the addon's coefficientsF32 computes it: one
+    float32 GEMM of U's float32 copy, then the scaling in float64; zeroed components exactly 0."""
+    V = (U32.T @ W).to(torch.float64) * scale[:, None]
+    return torch.where(scale[:, None] == 0, torch.zeros_like(V), V).to(torch.float32)
 
 
 # --------------------------------------------------------------------------- the predictor, by hand
@@ -404,15 +406,17 @@ def run_type(ch: Channel, h: dict, device: torch.device):
     step("eig")(1, 1)
     ch.send("phase", phase="coefficients")
     scale = coefficient_scale(S, h["relTol"])
+    US = (U * S).to(torch.float32)
+    U32 = U.to(torch.float32)
+    del U
     V = torch.empty(L, rank, cols, dtype=torch.float32, device=device)
     source = kept if h["retain"] else (ch.floats(rows, cols).to(device) for _ in range(L))
     for i, W in enumerate(source):
-        V[i] = coefficients(U, scale, W)
+        V[i] = coefficients(U32, scale, W)
         if h["retain"]:
             kept[i] = None
         step("coefficients")(i + 1, L)
-    US = (U * S).to(torch.float32)
-    del U, kept
+    del U32, kept
     sync(device)
     ch.send("phase", phase="train", samples=len(h["targets"]) * rank)
     mlp, losses = train(V, h["targets"], steps=h["steps"], batch=h["batch"], lr=h["lr"], weight_decay=h["weightDecay"],

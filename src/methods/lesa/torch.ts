@@ -21,7 +21,7 @@ export interface TorchRecord { device: 'cuda' | 'cpu-torch'; torch: string; gpu?
 
 /**
  * Bytes the worker holds on the device for one type: G and eigh's copy and workspace (f64),
- * U (f64), the coefficient blocks V and the basis U·diag(S) (f32), a few layers in flight.
+ * U (f64, then f32), the coefficient blocks V and the basis U·diag(S) (f32), a few layers in flight.
  * With `retain`, the L input layers too (f32), so that they cross the pipe once, not twice.
  */
 export function deviceBytes(rows: number, cols: number, layers: number, retain: boolean): number {
