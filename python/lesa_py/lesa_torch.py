@@ -29,33 +29,10 @@ from typing import BinaryIO, Iterator, List, Optional
 
 import numpy as np
 import torch
-from torch import nn
 
 M64 = (1 << 64) - 1
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
 INIT_SALT = 0x5851F42D4C957F2D
-
-
-# --------------------------------------------------------------------------- shared math (also the oracle's)
-
-class Predictor(nn.Module):
-    """The notebooks' SimpleNN: Linear(2*in, h) - ReLU - Linear(h, h) - ReLU - Linear(h, in)."""
-
-    def __init__(self, n_in: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(2 * n_in, hidden)
-        self.fc2 = nn.Linear(hidden, hidden)
-        self.fc3 = nn.Linear(hidden, n_in)
-
-    def forward(self, x):
-        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
-
-
-def lesa_loss(pred: torch.Tensor, target: torch.Tensor, lam: float) -> torch.Tensor:
-    """(1-lam)*MSE + lam*(||pred||_F - ||target||_F)^2 over a mini-batch (method.md 2.5)."""
-    mse = torch.mean((pred - target) ** 2)
-    norm = (torch.linalg.norm(pred) - torch.linalg.norm(target)) ** 2
-    return (1 - lam) * mse + lam * norm
 
 
 # --------------------------------------------------------------------------- the addon's random streams

@@ -142,6 +142,14 @@ def test_the_torch_trainer_is_the_addons_to_float32_noise(tmp_path):
     assert rel(mlp.p, torch.tensor(r["params"])) < 1e-5
 
 
+def test_the_sample_order_is_the_addons_shuffle():
+    """epoch_orders (vectorised draws) against test_trainer_vs_torch's plain replay of the addon's."""
+    from test_trainer_vs_torch import native_order
+    for seed, samples, epochs in ((11, 148, 3), (2**63 + 12345, 5000, 2)):
+        mine = lesa_torch.epoch_orders(seed, samples)
+        assert [next(mine).tolist() for _ in range(epochs)] == list(native_order(seed, samples, epochs))
+
+
 def test_the_decomposition_reconstructs_and_fixes_signs():
     g = torch.Generator().manual_seed(2)
     Ws = torch.randn(5, 12, 4, generator=g)  # rank min(12, 20) = 12

@@ -19,8 +19,8 @@ export const lesaOptions = {
   zeroOut: { type: 'boolean', default: false, help: 'zero o_proj/down_proj of new layers: the grown model starts as the original' },
   maxMemory: {
     type: 'bytes', default: 4 * 2 ** 30, record: false,
-    help: 'on the CPU, two roles: coefficient blocks beyond it spill to a scratch file, and it is the budget within which two weight types are processed at once; '
-      + 'on --device cuda|cpu-torch, the device memory one weight type may take (cuda default: 90% of the GPU\'s), input layers crossing to the device once when they fit in it too',
+    help: 'two roles: coefficient blocks beyond it spill to a scratch file, and it is the budget within which two weight types are processed at once; '
+      + 'with LESA\'s --device cuda|cpu-torch instead the device memory one weight type may take (cuda default: 90% of the GPU\'s)',
   },
   // Not recorded as an option: lesa.json's "compute" says what ran (device, torch version, GPU).
   device: {
