@@ -277,8 +277,9 @@ def train(V: torch.Tensor, targets: List[int], *, steps: int, batch: int, lr: fl
     losses: List[float] = []
     remaining, done, last = steps, 0, 0.0
     orders = epoch_orders(seed, samples)
+    upcoming = next(orders)
     for epoch in range(epochs):
-        order = torch.from_numpy(next(orders)).to(device)
+        order = torch.from_numpy(upcoming).to(device)
         layer, k = tgt[order // rank], order % rank
         # Row indices (left, right, target) per sample: a batch's gather lands as [n, 3C].
         index = torch.stack([(layer - 1) * rank + k, (layer + 1) * rank + k, layer * rank + k], 1)
@@ -297,6 +298,8 @@ def train(V: torch.Tensor, targets: List[int], *, steps: int, batch: int, lr: fl
             if progress and time.monotonic() - last > 0.2:
                 last = time.monotonic()
                 progress(done, steps, epoch + 1, None)
+        if epoch + 1 < epochs:  # shuffled on the CPU while the device still works through this epoch
+            upcoming = next(orders)
         mean = trainer.total.item() / run
         if not math.isfinite(mean):
             raise UserError(f"the predictor's loss diverged ({'NaN' if math.isnan(mean) else 'Inf'}) in epoch {epoch + 1} "
