@@ -3,7 +3,7 @@ import { lesaPlan } from './plan.js';
 import { lesaOptions, lesaOptionsOf } from './options.js';
 import { exportPredictors, exportTarget } from './export.js';
 import { preparePredicted, predictedResources } from './predicted.js';
-import { prepareOnTorch, startTorch } from './torch.js';
+import { prepareOnTorch, startTorch, torchResources } from './torch.js';
 import { defaultThreads } from '../../native/index.js';
 import { UserError } from '../../errors.js';
 import { interiorLayers, predictWeight, train, typeSeed, type Predictor } from './predictor.js';
@@ -19,7 +19,7 @@ export const lesa: Method = {
   alignment: 'optional',
   options: lesaOptions,
   plan: lesaPlan,
-  resources: predictedResources,
+  resources: (plan, ctx) => (['cuda', 'cpu-torch'].includes(lesaOptionsOf(ctx).device) ? torchResources(plan, ctx) : predictedResources(plan, ctx)),
   async prepare(ckpt, plan, ctx, hooks) {
     const o = lesaOptionsOf(ctx);
     if (o.device !== 'cpu') hooks.phase('start torch', { device: o.device });

@@ -8,6 +8,7 @@ import { readLayer, REL_TOL } from './decompose.js';
 import { lesaOptionsOf } from './options.js';
 import { predictedGaps } from './plan.js';
 import { prepareTypes, type TypeBuilder } from './predicted.js';
+import { predictedBytes, type PrepareResources } from '../../plan/resources.js';
 import { interiorLayers, typeSeed } from './predictor.js';
 import { TorchWorker, type Hello } from './torch-worker.js';
 
@@ -112,4 +113,17 @@ export async function prepareOnTorch(ckpt: Checkpoint, plan: Plan, ctx: MethodCo
   return prepareTypes(plan, ctx, hooks, build, async (one) => {
     for (let t = 0; t < gaps.size; t++) await one(t, options.threads ?? defaultThreads());
   });
+}
+
+/**
+ * --dry-run's estimate for the torch path: host memory is a few layer-sized f32 buffers (TS: the
+ * layer crossing the pipe, the next one being read, a predicted one; the worker: its copies), the
+ * device holds one type at a time (deviceBytes, listed per type).
+ */
+export function torchResources(plan: Plan, ctx: MethodContext): PrepareResources {
+  const L = ctx.layout.layers;
+  const shapes = [...predictedGaps(plan).keys()].map((t) => [t, ...ctx.layout.typeInfo.get(t)!.shape] as const);
+  const largest = Math.max(0, ...shapes.map(([, r, c]) => 4 * r * c));
+  const notes = shapes.map(([t, r, c]) => `${t}: device memory ${size(deviceBytes(r, c, L, false))}, ${size(deviceBytes(r, c, L, true))} with its input layers kept there (sent once)`);
+  return { memoryBytes: 6 * largest, scratchBytes: predictedBytes(plan), notes };
 }
