@@ -70,7 +70,10 @@ assert ds < 1e-10 and du < 1e-6, (du, ds)
 EOF
 fi
 
-[[ -f "$SRC/config.json" ]] || { echo "making $SRC" >&2; "$LESA_PYTHON" "$ROOT/bench/make_synthetic.py" "$SHAPE" "$SRC" 2>/dev/null; }
+if [[ ! -f "$SRC/config.json" ]]; then
+  echo "making $SRC" >&2
+  "$LESA_PYTHON" "$ROOT/bench/make_synthetic.py" "$SHAPE" "$SRC" > "$WORK/make.log" 2>&1 || { tail -n 5 "$WORK/make.log" >&2; exit 1; }
+fi
 L=$("$LESA_PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['num_hidden_layers'])" "$SRC/config.json")
 TARGET=$((L + L / 2))
 rm -rf "$OUT"
@@ -102,11 +105,16 @@ EOF
 [[ $SMOKE == 0 && "${VERIFY:-0}" == 0 ]] || node "$CLI" verify "$OUT" >&2
 "$LESA_PYTHON" - "$WORK" "$SHAPE" "$L" "$TARGET" "$EPOCHS" <<'EOF'
 import json, sys, time
-import torch
 work, shape, L, target, epochs = sys.argv[1:]
+def events():
+    for line in open(f"{work}/events.jsonl"):
+        try:
+            yield json.loads(line)
+        except ValueError:
+            pass
 r, t = json.load(open(f"{work}/result.json")), json.load(open(f"{work}/time.json"))
 m = json.load(open(f"{work}/out-{shape}/lesa.json"))["compute"]
-alloc = max((e.get("peakMemory", 0) for e in map(json.loads, open(f"{work}/events.jsonl")) if e.get("event") == "phase"), default=0)
+alloc = max((e.get("peakMemory", 0) for e in events() if e.get("event") == "phase"), default=0)
 phases = ", ".join(f"{k} {v:.0f}" for k, v in r["phases"].items())
 gb = lambda b: f"{b / 1e9:.1f}"
 print("| date | shape | layers | epochs | machine | phases (s) | total s | peak RSS GB | GPU | peak GPU memory GB (torch allocated / nvidia-smi) |")
