@@ -44,7 +44,8 @@ export function predictedPlan(ctx: MethodContext, method: string, options: Recor
       const quiet = silence.get(lt.type);
       if (quiet) return quiet;
       if (lt.role === 'linear') return { kind: 'predicted', type: lt.type, left: j };
-      if (o.fill === 'layer0') return { kind: 'copy', src: name(0, lt) };
+      // layer0: the first layer holding the type (an MoE's dense-only tensors may skip layer 0).
+      if (o.fill === 'layer0') return { kind: 'copy', src: name(layersWith(layout, lt.type)[0], lt) };
       return { kind: 'mean', srcs: [name(j, lt), name(j + 1, lt)] };
     });
 }
