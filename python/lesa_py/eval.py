@@ -180,12 +180,13 @@ def check_dir(d: Path) -> None:
 def load(model_dir: str | Path, device: str = "cpu", dtype: str = "f32"):
     """Load a safetensors HF checkpoint and its tokenizer; refuses pickle-only checkpoints."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from .lm import load_lm
 
     d = Path(model_dir)
     check_dir(d)
-    model = AutoModelForCausalLM.from_pretrained(
-        d, dtype=getattr(torch, DTYPES[dtype]), use_safetensors=True).to(resolve_device(device))
+    model = load_lm(d, dtype=getattr(torch, DTYPES[dtype])).to(resolve_device(device))
     tok = AutoTokenizer.from_pretrained(d)
     return model.eval(), tok
 
