@@ -106,6 +106,9 @@ test('Qwen3-30B-A3B shapes: 128 experts read from num_experts; every layer spars
   // The config's keys name dense layers whose files hold experts: refused, naming the keys.
   assert.throws(() => resolveLayout({ ...config, mlp_only_layers: [0] }, t), /model\.layers\.0\.mlp\.gate\.weight belongs to a sparse MLP, but config\.json makes layer 0 dense \(mlp_only_layers, decoder_sparse_step\)/);
   assert.throws(() => resolveLayout({ ...config, decoder_sparse_step: 2 }, t), /layer 0 dense/);
+  // An unknown Qwen-named MoE: nearest qwen3_moe, and the dense MLP some layers may have is not "needed".
+  assert.throws(() => resolveLayout({ ...config, model_type: 'qwen9_moe' }, t), (e: Error) =>
+    /nearest supported family: qwen3_moe/.test(e.message) && !/needs but the checkpoint lacks/.test(e.message));
   const grown = growConfig(config, layout, origins([0, 1, 1, 2], [2]));
   assert.equal(grown.num_hidden_layers, 4);
   assert.equal(grown.max_window_layers, 3);
