@@ -65,8 +65,11 @@ export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: str
   for (let k = 0; k < rank; k++) S[k] = Math.sqrt(Math.max(values[k], 0));
   const U = rank === rows ? vectors : firstColumns(vectors, rows, rank);
   const blockLen = rank * cols;
+  // f32 coefficients: 2.4x less CPU than f64 at Llama-3-8B's gate_proj, and within 4e-7 of them
+  // on every SmolLM2 type (bench/results/coefficient-precision.md).
+  const U32 = Float32Array.from(U);
   const V = await storeBlocks(L, blockLen, coefficientsInMemory(rows, cols, L, hooks.maxMemory), hooks, type, async (i) => {
-    const block = await coefficients(U, S, await readLayer(ckpt, layout, type, sources[i]), rows, rank, cols, REL_TOL, hooks.threads);
+    const block = await coefficients(U32, S, await readLayer(ckpt, layout, type, sources[i]), rows, rank, cols, REL_TOL, hooks.threads);
     hooks.step?.('coefficients', i + 1, L);
     return block;
   });
@@ -76,7 +79,7 @@ export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: str
 /**
  * Peak bytes one weight type holds from Gram to prediction, for scheduling types side by side:
  * G (then U, in place) in f64, plus the larger of dsyevd's 2n^2 + 6n + 1 f64 workspace and what
- * follows the eigendecomposition (coefficient blocks when kept in memory, the f32 basis, a few
+ * follows the eigendecomposition (coefficient blocks when kept in memory, the f32 copy of U then the f32 basis, a few
  * layer-sized buffers). An upper bound: the phases do not overlap.
  */
 export function workingSetBytes(rows: number, cols: number, layers: number, maxMemory: number): number {
