@@ -348,7 +348,7 @@ function generateCases(): Case[] {
   add({ group: 'config', label: 'config.json is a directory', build: async (dir) => { await writeSpec(dir, BASE); await fsp.rm(path.join(dir, 'config.json')); await fsp.mkdir(path.join(dir, 'config.json')); }, expect: /config\.json/, inspect: true });
   add({ group: 'config', label: 'config.json symlink leading out', build: async (dir, caseDir) => { await writeSpec(dir, BASE); await fsp.rm(path.join(dir, 'config.json')); await fsp.writeFile(path.join(caseDir, 'outside', 'config.json'), JSON.stringify(BASE.config)); await fsp.symlink(path.join(caseDir, 'outside', 'config.json'), path.join(dir, 'config.json')); }, expect: /config\.json/ });
 
-  // 11b. image-text wrappers (nested text_config), MoE experts, unsupported architectures (30)
+  // 11b. image-text wrappers (nested text_config), MoE experts and dense layers, unsupported architectures (47)
   const wrapperCase = (mut: (c: Record<string, unknown>, text: Record<string, unknown>) => void) => specCase((s) => { asWrapper(s); mut(s.config, s.config.text_config as Record<string, unknown>); });
   for (const [what, v] of [['missing', undefined], ['null', null], ['an array', []], ['a string', 'mistral'], ['a number', 4]] as const) {
     add({ group: 'nested-config', label: `wrapper: text_config ${what}`, build: wrapperCase((c) => { if (v === undefined) delete c.text_config; else c.text_config = v; }), expect: /text_config/, inspect: true });
