@@ -139,6 +139,23 @@ function asMixtral(s: TinySpec, experts: number) {
   Object.assign(s.config, { architectures: ['MixtralForCausalLM'], model_type: 'mixtral', num_local_experts: experts, num_experts_per_tok: 1 });
 }
 
+/**
+ * The tiny Llama as a Qwen3-MoE: q/k norms added, a router and `experts` experts (copies of
+ * the layer's MLP) in every layer but those in `dense`, which keep the dense MLP.
+ */
+function asQwen3Moe(s: TinySpec, experts: number, dense: number[]) {
+  const hd = s.config.head_dim as number;
+  s.shards = s.shards.map((sh) => sh.flatMap((t) => {
+    const n = /^(model\.layers\.(\d+)\.)input_layernorm\.weight$/.exec(t.name);
+    if (n) return [t, ...['q_norm', 'k_norm'].map((k) => f32Tensor(`${n[1]}self_attn.${k}.weight`, [hd], () => 1))];
+    const m = /^(model\.layers\.(\d+)\.)mlp\.(\w+)\.weight$/.exec(t.name);
+    if (!m || dense.includes(Number(m[2]))) return [t];
+    const moe = Array.from({ length: experts }, (_, e) => ({ ...t, name: `${m[1]}mlp.experts.${e}.${m[3]}.weight` }));
+    return m[3] === 'gate_proj' ? [f32Tensor(`${m[1]}mlp.gate.weight`, [experts, t.shape[1]], (i) => (i % 5) * 0.01), ...moe] : moe;
+  }));
+  Object.assign(s.config, { architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe', num_experts: experts, num_experts_per_tok: 1, moe_intermediate_size: s.config.intermediate_size, mlp_only_layers: dense });
+}
+
 function removeTensor(s: TinySpec, name: string) {
   for (const sh of s.shards) {
     const i = sh.findIndex((t) => t.name === name);
@@ -331,7 +348,7 @@ function generateCases(): Case[] {
   add({ group: 'config', label: 'config.json is a directory', build: async (dir) => { await writeSpec(dir, BASE); await fsp.rm(path.join(dir, 'config.json')); await fsp.mkdir(path.join(dir, 'config.json')); }, expect: /config\.json/, inspect: true });
   add({ group: 'config', label: 'config.json symlink leading out', build: async (dir, caseDir) => { await writeSpec(dir, BASE); await fsp.rm(path.join(dir, 'config.json')); await fsp.writeFile(path.join(caseDir, 'outside', 'config.json'), JSON.stringify(BASE.config)); await fsp.symlink(path.join(caseDir, 'outside', 'config.json'), path.join(dir, 'config.json')); }, expect: /config\.json/ });
 
-  // 11b. image-text wrappers (nested text_config), MoE experts, unsupported architectures (30)
+  // 11b. image-text wrappers (nested text_config), MoE experts and dense layers, unsupported architectures (47)
   const wrapperCase = (mut: (c: Record<string, unknown>, text: Record<string, unknown>) => void) => specCase((s) => { asWrapper(s); mut(s.config, s.config.text_config as Record<string, unknown>); });
   for (const [what, v] of [['missing', undefined], ['null', null], ['an array', []], ['a string', 'mistral'], ['a number', 4]] as const) {
     add({ group: 'nested-config', label: `wrapper: text_config ${what}`, build: wrapperCase((c) => { if (v === undefined) delete c.text_config; else c.text_config = v; }), expect: /text_config/, inspect: true });
@@ -353,8 +370,20 @@ function generateCases(): Case[] {
   add({ group: 'moe', label: 'mixtral: config names 1 expert, files hold 2', build: moeCase((c) => { c.num_local_experts = 1; }), expect: /experts\.1\..*unknown per-layer tensor/, inspect: true });
   add({ group: 'moe', label: 'mixtral: one expert missing in layer 2', build: specCase((s) => { asMixtral(s, 2); removeTensor(s, 'model.layers.2.block_sparse_moe.experts.1.w2.weight'); }), expect: /model\.layers\.2\.block_sparse_moe\.experts\.1\.w2\.weight/, inspect: true });
   add({ group: 'moe', label: 'mixtral: ot-fuse refused', build: moeCase(() => undefined), expect: /alignment is not available for mixtral: each expert/, args: (i, o) => ['expand', i, '-o', o, '--method', 'ot-fuse', '--target-layers', String(L + 1)] });
-  add({ group: 'moe', label: 'qwen3_moe: dense layers (mlp_only_layers)', build: moeCase((c) => { c.model_type = 'qwen3_moe'; c.mlp_only_layers = [1]; }), expect: /mlp_only_layers.*dense/, inspect: true });
-  add({ group: 'moe', label: 'qwen2_moe: decoder_sparse_step 2', build: moeCase((c) => { c.model_type = 'qwen2_moe'; c.num_experts = 2; c.decoder_sparse_step = 2; }), expect: /decoder_sparse_step.*dense/, inspect: true });
+  // Qwen MoE with dense layers (layer 1 dense unless the case says otherwise).
+  const mixedCase = (mut: (c: Record<string, unknown>, s: TinySpec) => void, dense = [1]) => specCase((s) => { asQwen3Moe(s, 2, dense); mut(s.config, s); });
+  add({ group: 'moe', label: 'qwen3_moe: mlp_only_layers names a layer whose files hold experts', build: mixedCase((c) => { c.mlp_only_layers = [1, 2]; }), expect: /model\.layers\.2\.mlp\.gate\.weight belongs to a sparse MLP, but config\.json makes layer 2 dense \(mlp_only_layers, decoder_sparse_step\)/, inspect: true });
+  add({ group: 'moe', label: 'qwen3_moe: a dense MLP in a layer the config makes sparse', build: mixedCase((c) => { c.mlp_only_layers = []; }), expect: /model\.layers\.1\.mlp\.\w+_proj\.weight belongs to a dense MLP, but config\.json makes layer 1 sparse/, inspect: true });
+  add({ group: 'moe', label: 'qwen2_moe: decoder_sparse_step 2 over sparse files', build: moeCase((c) => { c.model_type = 'qwen2_moe'; c.num_experts = 2; c.decoder_sparse_step = 2; }), expect: /unknown per-layer tensor|belongs to a sparse MLP/, inspect: true });
+  for (const bad of ['1', [4], [-1], [1, 1], [0.5], {}, [[1]]]) {
+    add({ group: 'moe', label: `qwen3_moe: mlp_only_layers ${JSON.stringify(bad)}`, build: mixedCase((c) => { c.mlp_only_layers = bad; }), expect: /"mlp_only_layers" must list distinct layer indices 0\.\.3/, inspect: true });
+  }
+  for (const bad of [0, -1, 1.5, '2', null, [2]]) {
+    add({ group: 'moe', label: `qwen3_moe: decoder_sparse_step ${JSON.stringify(bad)}`, build: mixedCase((c) => { c.decoder_sparse_step = bad; }), expect: /"decoder_sparse_step" must be a positive integer/, inspect: true });
+  }
+  add({ group: 'moe', label: 'qwen3_moe: a dense layer without its down_proj', build: mixedCase((_c, s) => { removeTensor(s, 'model.layers.1.mlp.down_proj.weight'); }), expect: /missing tensor model\.layers\.1\.mlp\.down_proj\.weight \(required by the qwen3_moe table in every dense layer\)/, inspect: true });
+  add({ group: 'moe', label: 'qwen3_moe: average between a sparse and a dense layer', build: mixedCase(() => undefined), expect: /layer 0 has a sparse MLP and layer 1 a dense one .*--after .*\(2\)/, args: (i, o) => ['expand', i, '-o', o, '--method', 'average', '--target-layers', String(L + 1), '--after', '0'] });
+  add({ group: 'moe', label: 'qwen3_moe: LESA on a kind only two layers hold', build: mixedCase(() => undefined, [1, 2]), expect: /LESA learns (gate|up|down)_proj from layers with a neighbour on each side, but only 2 layer\(s\) \(1,2\) hold it/, args: (i, o) => ['expand', i, '-o', o, '--method', 'lesa', '--target-layers', String(L + 1), '--after', '1', '--epochs', '1'] });
   add({ group: 'unsupported', label: 'unknown model_type over Llama tensors names llama', build: configCase((c) => { c.model_type = 'llama_next'; }), expect: /unsupported architecture model_type "llama_next".*nearest supported family: llama \(/, inspect: true });
   add({ group: 'unsupported', label: 'unknown MoE model_type names mixtral and the unknown tensors', build: moeCase((c) => { c.model_type = 'deepseek_v2'; }, 2), expect: /nearest supported family: mixtral.*/, inspect: true });
   add({ group: 'unsupported', label: 'unknown model_type with a router it lacks', build: specCase((s) => { s.config.model_type = 'llama_moe'; s.shards[1].push(f32Tensor('model.layers.0.mlp.router.weight', [2, 8], () => 0.1)); }), expect: /nearest supported family: llama .*tensors it does not know: model\.layers\.N\.mlp\.router\.weight/, inspect: true });

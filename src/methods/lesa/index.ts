@@ -40,13 +40,15 @@ export const lesa: Method = {
     }
     const exported = exportTarget() ? new Map<string, { p: Predictor; cols: number }>() : undefined;
     const prepared = await preparePredicted(ckpt, plan, ctx, hooks, async (d, step, phase) => {
-      const { layout, options } = ctx;
-      phase('train', { type: d.type, samples: (layout.layers - 2) * d.rank });
-      const p = await train(d, interiorLayers(layout.layers), o, typeSeed(options.seed, d.type),
+      const { options } = ctx;
+      phase('train', { type: d.type, samples: (d.layers - 2) * d.rank });
+      // Blocks are indexed by position among the layers holding the type (d.sources): a new
+      // layer between j and j+1 (always of one kind, per-gap.ts) sits between two adjacent blocks.
+      const p = await train(d, interiorLayers(d.layers), o, typeSeed(options.seed, d.type),
         (done, steps, epoch, loss) => step(done, steps, { epoch, loss }));
       exported?.set(d.type, { p, cols: d.cols });
       return {
-        layer: (j, US, threads) => predictWeight(d, p, j, j + 1, US, threads),
+        layer: (j, US, threads) => predictWeight(d, p, d.sources.indexOf(j), d.sources.indexOf(j) + 1, US, threads),
         detail: { steps: p.steps, finalLoss: p.epochLosses[p.epochLosses.length - 1] },
       };
     });

@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Checkpoint, FloatDType } from '../../checkpoint/types.js';
-import type { ModelLayout } from '../../arch/index.js';
+import { layersWith, type ModelLayout } from '../../arch/index.js';
 import { defaultThreads, fromF32 } from '../../native/index.js';
 import type { Plan } from '../../plan/recipe.js';
 import { predictedBytes, type PrepareResources } from '../../plan/resources.js';
@@ -31,8 +31,9 @@ export type LayerBuilder = (d: Decomposition, step: TypeProgress, phase: Prepare
 function typeJobs(layout: ModelLayout, types: string[], maxMemory: number): Job[] {
   return types.map((type) => {
     const [rows, cols] = layout.typeInfo.get(type)!.shape;
-    const spilled = !coefficientsInMemory(rows, cols, layout.layers, maxMemory);
-    return { name: type, bytes: workingSetBytes(rows, cols, layout.layers, maxMemory), scratch: spilled ? coefficientBytes(rows, cols, layout.layers) : 0 };
+    const layers = layersWith(layout, type).length;
+    const spilled = !coefficientsInMemory(rows, cols, layers, maxMemory);
+    return { name: type, bytes: workingSetBytes(rows, cols, layers, maxMemory), scratch: spilled ? coefficientBytes(rows, cols, layers) : 0 };
   });
 }
 
