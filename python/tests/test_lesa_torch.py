@@ -218,3 +218,21 @@ def test_a_worker_that_dies_is_one_line_with_its_last_words(fx, tmp_path):
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0, p.stderr
     assert "exit status 137" in p.stderr and "Killed by the test" in p.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_cpu_torch_on_an_moe_mixing_dense_and_sparse_layers_learns_each_type_from_the_layers_holding_it(fx, tmp_path):
+    """tiny-qwen3moemixed (SSDDDSSS): the dense gate_proj stacks layers 2-4, an expert 0-1 and 5-7;
+    new layers after 2 (dense) and 5 (sparse) equal the addon's pipeline over those stacks."""
+    src = fx("tiny-qwen3moemixed-f32")
+    out = tmp_path / "out"
+    expand(src, out, "--device", "cpu-torch", "--after", "2,5")
+    assert hfcheck.check(out)["ok"]
+    got, original = read_all(out), read_all(src)
+    dense_new, sparse_new = manifest(out)["new_layers"]
+    for new, suffix, type_, sources, left in ((dense_new, "mlp.gate_proj.weight", "gate_proj", [2, 3, 4], 2),
+                                              (sparse_new, "mlp.experts.1.down_proj.weight", "expert1_down_proj", [0, 1, 5, 6, 7], 5)):
+        Ws = torch.stack([original[f"model.layers.{i}.{suffix}"] for i in sources])
+        ref = addon_layers(tmp_path, Ws, type_, [sources.index(left)], 3, 2)[0]
+        ours = got[f"model.layers.{new}.{suffix}"]
+        assert rel(ours, ref) <= 1e-4, (type_, rel(ours, ref))
+        assert rel(ours, Ws[sources.index(left)]) > 0.05

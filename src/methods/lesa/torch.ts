@@ -1,4 +1,5 @@
 import type { Checkpoint } from '../../checkpoint/types.js';
+import { layersWith } from '../../arch/index.js';
 import { defaultThreads } from '../../native/index.js';
 import type { Plan } from '../../plan/recipe.js';
 import { UserError } from '../../errors.js';
@@ -65,9 +66,12 @@ export async function prepareOnTorch(ckpt: Checkpoint, plan: Plan, ctx: MethodCo
   const o = lesaOptionsOf(ctx);
   const budget = ctx.options.methodOptions.maxMemory === undefined && hello.memory ? Math.floor(hello.memory * GPU_SHARE) : o.maxMemory;
   const gaps = predictedGaps(plan);
-  const L = layout.layers;
-  const targets = interiorLayers(L);
   const build: TypeBuilder = async (type, _threads, step) => {
+    // Blocks are indexed by position among the layers holding the type (an MoE mixing dense
+    // and sparse MLPs holds some types in some layers only), as on the addon path.
+    const sources = layersWith(layout, type);
+    const L = sources.length;
+    const targets = interiorLayers(L);
     const [rows, cols] = layout.typeInfo.get(type)!.shape;
     const rank = Math.min(rows, L * cols);
     const need = deviceBytes(rows, cols, L, false);
@@ -83,17 +87,17 @@ export async function prepareOnTorch(ckpt: Checkpoint, plan: Plan, ctx: MethodCo
     };
     hooks.phase('gram', { type });
     await worker.send({
-      op: 'type', type, rows, cols, layers: L, retain, targets, gaps: gaps.get(type)!,
+      op: 'type', type, rows, cols, layers: L, retain, targets, gaps: gaps.get(type)!.map((j) => sources.indexOf(j)),
       steps: trainingSteps(o, type, targets.length * rank), batch: o.batch, lr: o.lr, weightDecay: o.weightDecay,
       lambda: o.lambda, hidden: o.hidden, seed: typeSeed(options.seed, type), relTol: REL_TOL,
     });
     // Layer i+1 is read (and checked) while layer i crosses the pipe.
     const order = Array.from({ length: (retain ? 1 : 2) * L }, (_, n) => n % L);
-    let next = readLayer(ckpt, layout, type, order[0]);
+    let next = readLayer(ckpt, layout, type, sources[order[0]]);
     for (let n = 0; n < order.length; n++) {
       const w = await next;
       if (n + 1 < order.length) {
-        next = readLayer(ckpt, layout, type, order[n + 1]);
+        next = readLayer(ckpt, layout, type, sources[order[n + 1]]);
         next.catch(() => {}); // awaited next turn; if the write below fails first, its error is the one to report
       }
       await worker.write(w);
@@ -101,7 +105,7 @@ export async function prepareOnTorch(ckpt: Checkpoint, plan: Plan, ctx: MethodCo
     return {
       async layer(j) {
         const m = await worker.next();
-        if (m.event !== 'layer' || m.left !== j || m.data?.length !== rows * cols) throw new Error(`internal: the PyTorch worker sent ${m.event} ${String(m.left)} for ${type}@${j}`);
+        if (m.event !== 'layer' || m.left !== sources.indexOf(j) || m.data?.length !== rows * cols) throw new Error(`internal: the PyTorch worker sent ${m.event} ${String(m.left)} for ${type}@${j}`);
         return m.data;
       },
       async release() {
@@ -121,7 +125,7 @@ export async function prepareOnTorch(ckpt: Checkpoint, plan: Plan, ctx: MethodCo
  * device holds one type at a time (deviceBytes, listed per type).
  */
 export function torchResources(plan: Plan, ctx: MethodContext): PrepareResources {
-  const L = ctx.layout.layers;
+  const L = ctx.layout.layers; // an upper bound where a type skips layers
   const shapes = [...predictedGaps(plan).keys()].map((t) => [t, ...ctx.layout.typeInfo.get(t)!.shape] as const);
   const largest = Math.max(0, ...shapes.map(([, r, c]) => 4 * r * c));
   const notes = shapes.map(([t, r, c]) => `${t}: device memory ${size(deviceBytes(r, c, L, false))}, ${size(deviceBytes(r, c, L, true))} with its input layers kept there (sent once)`);
