@@ -4,7 +4,7 @@
  * a few with lesa --epochs 1) and a subset through `lesa inspect`. Every run must exit 2 with
  * one line on stderr naming the problem, within a time limit, leaving the input unchanged and
  * no output, temp or scratch directory behind. Also: existing output / --force / output
- * inside input.
+ * inside input. Also hub ids, malformed options and training data whose every row is unusable.
  *
  * Env: LESA_CLI_PARALLEL (default 2) processes at once; LESA_HOSTILE_LIMIT to run the first N cases;
  * LESA_HOSTILE_GROUP to run one group's cases (e.g. "hub id").
@@ -49,6 +49,8 @@ interface Case {
   known?: string;
   /** Extra environment for the run (`caseDir` substituted for {case}). */
   env?: Record<string, string>;
+  /** The command runs in python/lesa_py (train, eval): its line reads "lesa cpt: error: ...". */
+  python?: boolean;
 }
 
 const KNOWN_MULTILINE = 'src/cli/main.ts passes node:util parseArgs messages through as they are: for an option value starting with "-" the message spans 3 lines';
@@ -513,6 +515,26 @@ function generateCases(): Case[] {
   hub('relative path, not an id', '../x', /no such directory/);
   hub('empty argument', '', /no such directory/);
   add({ group: 'hub id', label: 'hub id: inspect malformed', build: valid(), expect: /neither a directory nor/, env: { HF_HUB_OFFLINE: '1' }, args: () => ['inspect', 'org/'] });
+  // Training data with bad rows (python/lesa_py/corpus.py): every row unusable is one line naming
+  // the file and the count per reason. The model is a real tiny fixture (it needs a tokenizer);
+  // the data lives in outside/, which must stay unchanged too.
+  const fixture = process.env.LESA_FIXTURES && path.join(process.env.LESA_FIXTURES, 'tiny-llama-f32');
+  const jsonl = (label: string, body: Buffer, expect: RegExp) => {
+    if (!fixture) return;
+    add({
+      group: 'data', label: `train data: ${label}`, python: true, expect,
+      build: async (dir, caseDir) => {
+        await fsp.cp(fixture, dir, { recursive: true });
+        await fsp.writeFile(path.join(caseDir, 'outside', 'data.jsonl'), body);
+      },
+      args: (i, o) => ['train', '--model', i, '--freeze', 'none', '--train', path.join(path.dirname(o), 'outside', 'data.jsonl'),
+        '--text-field', 'text', '--out', o, '--steps', '2', '--seq-len', '16', '--batch', '1', '--quiet'],
+    });
+  };
+  jsonl('field missing in every row', Buffer.from('{"body":"a"}\n{"body":"b"}\n'), /data\.jsonl: no usable documents.*2 missing field "text"/);
+  jsonl('not UTF-8', Buffer.from([...Buffer.from('{"text":"a '), 0xff, 0xfe, ...Buffer.from('"}\n')]), /data\.jsonl: no usable documents.*not UTF-8/);
+  jsonl('not JSON', Buffer.from('not json\n{"text":\n'), /data\.jsonl: no usable documents.*2 not JSON/);
+  jsonl('field not a string', Buffer.from('{"text": 5}\n{"text": null}\n'), /data\.jsonl: no usable documents.*not a string.*is null/);
   return cases;
 }
 
@@ -560,7 +582,8 @@ function check(tally: Tally, c: Case, run: string, r: CliResult): void {
   if (k === 'ok') { tally.accepted++; problem('accepted (exit 0)'); return; }
   if (k !== 'user-error') { tally.badMessage++; problem(`exit ${r.code}, expected 2`); return; }
   const lines = errorLines(r.stderr).slice(0, c.usageFollows ? 1 : undefined);
-  if (lines.length !== 1 || !lines[0].startsWith('lesa: ')) { tally.badMessage++; problem(`expected one "lesa: ..." line on stderr, got ${lines.length}`); return; }
+  const prefix = c.python ? /^lesa (cpt|eval): error: / : /^lesa: /;
+  if (lines.length !== 1 || !prefix.test(lines[0])) { tally.badMessage++; problem(`expected one ${prefix} line on stderr, got ${lines.length}`); return; }
   if (!c.expect.test(lines[0])) { tally.badMessage++; problem(`message does not match ${c.expect}`); }
 }
 
