@@ -18,6 +18,9 @@ from pathlib import Path
 
 
 SHAPES = {
+    # For checking bench scripts end to end in seconds (e.g. DEVICE=cpu-torch bench/lesa_shapes_gpu.sh llama-tiny 1).
+    "llama-tiny": dict(hidden_size=64, intermediate_size=160, num_hidden_layers=6, num_attention_heads=4,
+                       num_key_value_heads=2, head_dim=16, vocab_size=256, tie_word_embeddings=False),
     "llama-3.2-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
                          num_key_value_heads=8, head_dim=64, vocab_size=128256, tie_word_embeddings=True),
     "llama-3-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,

@@ -4,7 +4,8 @@ stderr events (each carries `t`, seconds since the start):
     python bench/phase_spans.py EVENTS.jsonl
 
 A phase ends at its last event (progress events always include the final done == total);
-it starts where the type's previous phase ended (gram: at the type's `decompose` event).
+it starts where the type's previous phase ended (gram: at the type's `decompose` event, or
+`gram` on --device cuda|cpu-torch).
 Two types may overlap in time; the `start` column shows when each began.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ def spans(lines: list[str]) -> dict[str, dict[str, float]]:
         ty = e.get("type")
         if ty is None or "t" not in e:
             continue
-        if e.get("event") == "phase" and e.get("name") == "decompose":
+        if e.get("event") == "phase" and e.get("name") in ("decompose", "gram") and ty not in start:
             start[ty] = e["t"]
         elif e.get("event") == "progress" and e.get("phase") in PHASES:
             last.setdefault(ty, {})[e["phase"]] = e["t"]

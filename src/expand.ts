@@ -152,6 +152,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
     for (const t of plan.tensors) await out.write(t);
     await out.flush();
     const finished = prepared;
+    const ran = prepared?.record;
     prepared = undefined;
     await finished?.dispose();
     await writer.writeJson('config.json', plan.config, input.configFloats);
@@ -162,7 +163,7 @@ export async function expand(req: ExpandRequest): Promise<ExpandResult> {
       source.sha256 = await hashCheckpoint(ckpt);
     }
     reporter.phase('finalize');
-    await writer.finalize({ ...manifestOf(plan, ctx, source), ...(alignment ? { alignment } : {}) });
+    await writer.finalize({ ...manifestOf(plan, ctx, source), ...(alignment ? { alignment } : {}), ...ran });
     return { plan, output, seconds: (performance.now() - t0) / 1000, phases: reporter.totals(), alignment, resources };
   } catch (e) {
     await writer?.abort();

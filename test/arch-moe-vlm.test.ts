@@ -67,14 +67,21 @@ test('MoE layouts: the expert count comes from the config and must match the fil
   assert.throws(() => resolveLayout(config, missing), /missing tensor model\.layers\.1\.block_sparse_moe\.experts\.2\.w3\.weight: present in some layers/);
 });
 
-test('Qwen3-30B-A3B shapes: 128 experts read from num_experts; dense layers are refused', () => {
-  const [L, h, moe, E, vocab] = [3, 2048, 768, 128, 151936];
+/** Qwen3-30B-A3B's shapes (fewer layers): 128 experts per sparse layer, a dense MLP in the layers `dense` names. */
+function qwen3Moe30b(L: number, dense: number[] = [], E = 128) {
+  const [h, inter, moe, vocab] = [2048, 6144, 768, 151936];
   const t: Shapes = new Map([['model.embed_tokens.weight', { dtype, shape: [vocab, h] }]]);
   for (let i = 0; i < L; i++) {
     const p = `model.layers.${i}.`;
     attention(t, p, h, 32, 4, 128);
     t.set(`${p}self_attn.q_norm.weight`, { dtype, shape: [128] });
     t.set(`${p}self_attn.k_norm.weight`, { dtype, shape: [128] });
+    if (dense.includes(i)) {
+      t.set(`${p}mlp.gate_proj.weight`, { dtype, shape: [inter, h] });
+      t.set(`${p}mlp.up_proj.weight`, { dtype, shape: [inter, h] });
+      t.set(`${p}mlp.down_proj.weight`, { dtype, shape: [h, inter] });
+      continue;
+    }
     t.set(`${p}mlp.gate.weight`, { dtype, shape: [E, h] });
     for (let e = 0; e < E; e++) {
       t.set(`${p}mlp.experts.${e}.gate_proj.weight`, { dtype, shape: [moe, h] });
@@ -84,16 +91,63 @@ test('Qwen3-30B-A3B shapes: 128 experts read from num_experts; dense layers are 
   }
   t.set('model.norm.weight', { dtype, shape: [h] });
   t.set('lm_head.weight', { dtype, shape: [vocab, h] });
-  const config = { model_type: 'qwen3_moe', num_hidden_layers: L, hidden_size: h, intermediate_size: 6144, num_experts: E, decoder_sparse_step: 1, mlp_only_layers: [], max_window_layers: 2 };
+  const config = { model_type: 'qwen3_moe', num_hidden_layers: L, hidden_size: h, intermediate_size: inter, num_experts: E, decoder_sparse_step: 1, mlp_only_layers: [] as number[], max_window_layers: 2 };
+  return { config, tensors: t };
+}
+
+const origins = (sources: number[], fresh: number[]): LayerOrigin[] => sources.map((source, out) => ({ out, source, kind: fresh.includes(out) ? 'new' : 'original', how: '' }));
+
+test('Qwen3-30B-A3B shapes: 128 experts read from num_experts; every layer sparse stays so', () => {
+  const { config, tensors: t } = qwen3Moe30b(3);
   const layout = resolveLayout(config, t);
-  assert.equal(linearTypes(layout.arch).length, 4 + 1 + 3 * E);
-  assert.throws(() => resolveLayout({ ...config, mlp_only_layers: [0] }, t), /"mlp_only_layers" = \[0\] makes some qwen3_moe layers dense/);
-  assert.throws(() => resolveLayout({ ...config, decoder_sparse_step: 2 }, t), /"decoder_sparse_step" = 2/);
-  const layers: LayerOrigin[] = [0, 1, 1, 2].map((source, out) => ({ out, source, kind: out === 2 ? 'new' : 'original', how: '' }));
-  const grown = growConfig(config, layout.arch, layers);
+  assert.equal(linearTypes(layout.arch).filter((x) => layout.typeInfo.has(x)).length, 4 + 1 + 3 * 128);
+  assert.deepEqual(layout.kinds, ['sparse', 'sparse', 'sparse']);
+  assert.deepEqual(layout.layerTensors.filter((lt) => lt.only === 'dense'), [], 'no dense MLP in an all-sparse checkpoint');
+  // The config's keys name dense layers whose files hold experts: refused, naming the keys.
+  assert.throws(() => resolveLayout({ ...config, mlp_only_layers: [0] }, t), /model\.layers\.0\.mlp\.gate\.weight belongs to a sparse MLP, but config\.json makes layer 0 dense \(mlp_only_layers, decoder_sparse_step\)/);
+  assert.throws(() => resolveLayout({ ...config, decoder_sparse_step: 2 }, t), /layer 0 dense/);
+  // An unknown Qwen-named MoE: nearest qwen3_moe, and the dense MLP some layers may have is not "needed".
+  assert.throws(() => resolveLayout({ ...config, model_type: 'qwen9_moe' }, t), (e: Error) =>
+    /nearest supported family: qwen3_moe/.test(e.message) && !/needs but the checkpoint lacks/.test(e.message));
+  const grown = growConfig(config, layout, origins([0, 1, 1, 2], [2]));
   assert.equal(grown.num_hidden_layers, 4);
   assert.equal(grown.max_window_layers, 3);
-  assert.deepEqual([grown.num_experts, grown.mlp_only_layers, grown.decoder_sparse_step], [E, [], 1]);
+  assert.deepEqual([grown.num_experts, grown.mlp_only_layers, grown.decoder_sparse_step], [128, [], 1]);
+});
+
+test('MoE with dense layers: each layer\'s kind read as transformers does, output keys rebuilt from the sources', () => {
+  // transformers: sparse iff i not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0.
+  const stepped = qwen3Moe30b(6, [0, 2, 4], 4);
+  const cfgStep = { ...stepped.config, decoder_sparse_step: 2 };
+  const layout = resolveLayout(cfgStep, stepped.tensors);
+  assert.deepEqual(layout.kinds, ['dense', 'sparse', 'dense', 'sparse', 'dense', 'sparse']);
+  assert.deepEqual(layout.typeInfo.get('gate_proj')?.shape, [6144, 2048]);
+  // Stacked twice the step pattern still holds: the step is kept and the list stays empty.
+  const twice = growConfig(cfgStep, layout, origins([0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]));
+  assert.deepEqual([twice.mlp_only_layers, twice.decoder_sparse_step], [[], 2]);
+  // A copy of layer 5 after it breaks the pattern: every dense output layer is listed, step 1.
+  const copied = growConfig(cfgStep, layout, origins([0, 1, 2, 3, 4, 5, 5], [6]));
+  assert.deepEqual([copied.mlp_only_layers, copied.decoder_sparse_step], [[0, 2, 4], 1]);
+  const listed = qwen3Moe30b(5, [1, 2], 4);
+  const cfgList = { ...listed.config, mlp_only_layers: [2, 1] };
+  const l2 = resolveLayout(cfgList, listed.tensors);
+  assert.deepEqual(l2.kinds, ['sparse', 'dense', 'dense', 'sparse', 'sparse']);
+  const g = growConfig(cfgList, l2, origins([0, 1, 1, 2, 3, 4], [2]));
+  assert.deepEqual([g.mlp_only_layers, g.decoder_sparse_step], [[1, 2, 3], 1]);
+  assert.deepEqual(cfgList.mlp_only_layers, [2, 1], 'the input config is not modified');
+  // Malformed keys: one line naming the key.
+  for (const bad of [[5], [-1], [1, 1], [1.5], '1', { 0: 1 }]) {
+    assert.throws(() => resolveLayout({ ...cfgList, mlp_only_layers: bad as unknown as number[] }, listed.tensors), /"mlp_only_layers" must list distinct layer indices 0\.\.4/, JSON.stringify(bad));
+  }
+  for (const bad of [0, -2, 1.5, '2', null]) {
+    assert.throws(() => resolveLayout({ ...cfgStep, decoder_sparse_step: bad as unknown as number }, stepped.tensors), /"decoder_sparse_step" must be a positive integer/, JSON.stringify(bad));
+  }
+  // A dense layer missing its MLP, and a dense MLP in a sparse layer.
+  const noMlp = new Map(listed.tensors);
+  noMlp.delete('model.layers.2.mlp.down_proj.weight');
+  assert.throws(() => resolveLayout(cfgList, noMlp), /missing tensor model\.layers\.2\.mlp\.down_proj\.weight: present in some dense layers/);
+  assert.throws(() => resolveLayout({ ...cfgList, mlp_only_layers: [2] }, listed.tensors), /model\.layers\.1\.mlp\.gate_proj\.weight belongs to a dense MLP, but config\.json makes layer 1 sparse/);
+  assert.throws(() => resolveLayout({ ...cfgList, mlp_only_layers: null as unknown as number[] }, listed.tensors), /belongs to a dense MLP/, 'null is transformers\' empty list');
 });
 
 test('Gemma 3 4B wrapper: depth and layer_types live in text_config, every other key is untouched', () => {
@@ -118,7 +172,7 @@ test('Gemma 3 4B wrapper: depth and layer_types live in text_config, every other
   assert.equal(layout.arch.family, 'gemma3_vlm');
   assert.deepEqual(layout.globals, ['language_model.model.embed_tokens.weight', 'language_model.model.norm.weight', 'multi_modal_projector.mm_input_projection_weight', 'vision_tower.vision_model.post_layernorm.weight']);
   const layers: LayerOrigin[] = [0, 1, 2, 2].map((source, out) => ({ out, source, kind: out === 3 ? 'new' : 'original', how: '' }));
-  const grown = growConfig(config, layout.arch, layers);
+  const grown = growConfig(config, layout, layers);
   assert.deepEqual(grown.text_config, { ...text, num_hidden_layers: 4, layer_types: ['sliding_attention', 'sliding_attention', 'full_attention', 'full_attention'] });
   assert.deepEqual({ ...grown, text_config: null }, { ...config, text_config: null });
   assert.equal(config.text_config.num_hidden_layers, 3, 'the input config is not modified');
@@ -131,10 +185,10 @@ test('the expert placeholder is validated strictly', () => {
   const withTensors = (f: (lts: ArchTable['layerTensors']) => ArchTable['layerTensors']) => ({ ...mixtral, layerTensors: f(mixtral.layerTensors) });
   assert.throws(() => validateTable(withTensors((l) => [...l, { type: 'expert_w9', suffix: 'block_sparse_moe.experts.{e}.w9.weight', role: 'linear' }])), /placeholder \{e\} must be in both type and suffix/);
   assert.throws(() => validateTable({ ...mixtral, experts: null }), /use \{e\} but the table has no experts entry/);
-  assert.throws(() => validateTable({ ...mixtral, experts: { countKeys: [], everyLayerSparseWhen: {} } }), /experts\.countKeys must not be empty/);
-  assert.throws(() => validateTable({ ...mixtral, experts: { countKeys: ['n'], everyLayerSparseWhen: {}, extra: 1 } as unknown as ArchTable['experts'] }), /unknown key 'extra' in experts/);
+  assert.throws(() => validateTable({ ...mixtral, experts: { countKeys: [], denseLayers: null } }), /experts\.countKeys must not be empty/);
+  assert.throws(() => validateTable({ ...mixtral, experts: { countKeys: ['n'], denseLayers: null, extra: 1 } as unknown as ArchTable['experts'] }), /unknown key 'extra' in experts/);
   const llama = families.find((f) => f.family === 'llama')!;
-  assert.throws(() => validateTable({ ...llama, experts: { countKeys: ['n'], everyLayerSparseWhen: {} } }), /no layer tensor uses \{e\}/);
+  assert.throws(() => validateTable({ ...llama, experts: { countKeys: ['n'], denseLayers: null } }), /no layer tensor uses \{e\}/);
   assert.throws(() => validateTable({ ...mixtral, units: llama.units }), /\(units\) is not described for experts/);
   assert.throws(() => validateTable({ ...llama, textConfig: { key: '', flatAllowed: false } }), /textConfig\.key must be a non-empty string/);
   assert.throws(() => validateTable({ ...llama, textConfig: { key: 'text_config' } as unknown as ArchTable['textConfig'] }), /textConfig\.flatAllowed must be boolean/);
@@ -161,9 +215,9 @@ test('Qwen2.5-VL: the hub\'s flat config and transformers\' nested text_config b
   const flatLayout = resolveLayout(flat, t);
   assert.equal(flatLayout.arch.family, 'qwen2_vl');
   assert.ok(flatLayout.globals.includes('visual.blocks.0.attn.qkv.weight'));
-  const g1 = growConfig(flat, flatLayout.arch, layers);
+  const g1 = growConfig(flat, flatLayout, layers);
   assert.deepEqual([g1.num_hidden_layers, g1.max_window_layers, 'text_config' in g1], [4, 3, false]);
-  const g2 = growConfig(nested, resolveLayout(nested, t).arch, layers);
+  const g2 = growConfig(nested, resolveLayout(nested, t), layers);
   assert.deepEqual(g2.text_config, { ...text, num_hidden_layers: 4, max_window_layers: 3 });
   assert.equal(g2.num_hidden_layers, undefined);
   assert.throws(() => resolveLayout({ ...nested, text_config: null }, t), /"text_config" must be an object/);

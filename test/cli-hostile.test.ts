@@ -4,7 +4,7 @@
  * a few with lesa --epochs 1) and a subset through `lesa inspect`. Every run must exit 2 with
  * one line on stderr naming the problem, within a time limit, leaving the input unchanged and
  * no output, temp or scratch directory behind. Also: existing output / --force / output
- * inside input.
+ * inside input. Also hub ids, malformed options and training data whose every row is unusable.
  *
  * Env: LESA_CLI_PARALLEL (default 2) processes at once; LESA_HOSTILE_LIMIT to run the first N cases;
  * LESA_HOSTILE_GROUP to run one group's cases (e.g. "hub id").
@@ -49,6 +49,8 @@ interface Case {
   known?: string;
   /** Extra environment for the run (`caseDir` substituted for {case}). */
   env?: Record<string, string>;
+  /** The command runs in python/lesa_py (train, eval): its line reads "lesa cpt: error: ...". */
+  python?: boolean;
 }
 
 const KNOWN_MULTILINE = 'src/cli/main.ts passes node:util parseArgs messages through as they are: for an option value starting with "-" the message spans 3 lines';
@@ -137,6 +139,23 @@ function asMixtral(s: TinySpec, experts: number) {
     return m[2] === 'gate_proj' ? [f32Tensor(`${m[1]}block_sparse_moe.gate.weight`, [experts, t.shape[1]], (i) => (i % 5) * 0.01), ...moe] : moe;
   }));
   Object.assign(s.config, { architectures: ['MixtralForCausalLM'], model_type: 'mixtral', num_local_experts: experts, num_experts_per_tok: 1 });
+}
+
+/**
+ * The tiny Llama as a Qwen3-MoE: q/k norms added, a router and `experts` experts (copies of
+ * the layer's MLP) in every layer but those in `dense`, which keep the dense MLP.
+ */
+function asQwen3Moe(s: TinySpec, experts: number, dense: number[]) {
+  const hd = s.config.head_dim as number;
+  s.shards = s.shards.map((sh) => sh.flatMap((t) => {
+    const n = /^(model\.layers\.(\d+)\.)input_layernorm\.weight$/.exec(t.name);
+    if (n) return [t, ...['q_norm', 'k_norm'].map((k) => f32Tensor(`${n[1]}self_attn.${k}.weight`, [hd], () => 1))];
+    const m = /^(model\.layers\.(\d+)\.)mlp\.(\w+)\.weight$/.exec(t.name);
+    if (!m || dense.includes(Number(m[2]))) return [t];
+    const moe = Array.from({ length: experts }, (_, e) => ({ ...t, name: `${m[1]}mlp.experts.${e}.${m[3]}.weight` }));
+    return m[3] === 'gate_proj' ? [f32Tensor(`${m[1]}mlp.gate.weight`, [experts, t.shape[1]], (i) => (i % 5) * 0.01), ...moe] : moe;
+  }));
+  Object.assign(s.config, { architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe', num_experts: experts, num_experts_per_tok: 1, moe_intermediate_size: s.config.intermediate_size, mlp_only_layers: dense });
 }
 
 function removeTensor(s: TinySpec, name: string) {
@@ -331,7 +350,7 @@ function generateCases(): Case[] {
   add({ group: 'config', label: 'config.json is a directory', build: async (dir) => { await writeSpec(dir, BASE); await fsp.rm(path.join(dir, 'config.json')); await fsp.mkdir(path.join(dir, 'config.json')); }, expect: /config\.json/, inspect: true });
   add({ group: 'config', label: 'config.json symlink leading out', build: async (dir, caseDir) => { await writeSpec(dir, BASE); await fsp.rm(path.join(dir, 'config.json')); await fsp.writeFile(path.join(caseDir, 'outside', 'config.json'), JSON.stringify(BASE.config)); await fsp.symlink(path.join(caseDir, 'outside', 'config.json'), path.join(dir, 'config.json')); }, expect: /config\.json/ });
 
-  // 11b. image-text wrappers (nested text_config), MoE experts, unsupported architectures (30)
+  // 11b. image-text wrappers (nested text_config), MoE experts and dense layers, unsupported architectures (47)
   const wrapperCase = (mut: (c: Record<string, unknown>, text: Record<string, unknown>) => void) => specCase((s) => { asWrapper(s); mut(s.config, s.config.text_config as Record<string, unknown>); });
   for (const [what, v] of [['missing', undefined], ['null', null], ['an array', []], ['a string', 'mistral'], ['a number', 4]] as const) {
     add({ group: 'nested-config', label: `wrapper: text_config ${what}`, build: wrapperCase((c) => { if (v === undefined) delete c.text_config; else c.text_config = v; }), expect: /text_config/, inspect: true });
@@ -353,8 +372,20 @@ function generateCases(): Case[] {
   add({ group: 'moe', label: 'mixtral: config names 1 expert, files hold 2', build: moeCase((c) => { c.num_local_experts = 1; }), expect: /experts\.1\..*unknown per-layer tensor/, inspect: true });
   add({ group: 'moe', label: 'mixtral: one expert missing in layer 2', build: specCase((s) => { asMixtral(s, 2); removeTensor(s, 'model.layers.2.block_sparse_moe.experts.1.w2.weight'); }), expect: /model\.layers\.2\.block_sparse_moe\.experts\.1\.w2\.weight/, inspect: true });
   add({ group: 'moe', label: 'mixtral: ot-fuse refused', build: moeCase(() => undefined), expect: /alignment is not available for mixtral: each expert/, args: (i, o) => ['expand', i, '-o', o, '--method', 'ot-fuse', '--target-layers', String(L + 1)] });
-  add({ group: 'moe', label: 'qwen3_moe: dense layers (mlp_only_layers)', build: moeCase((c) => { c.model_type = 'qwen3_moe'; c.mlp_only_layers = [1]; }), expect: /mlp_only_layers.*dense/, inspect: true });
-  add({ group: 'moe', label: 'qwen2_moe: decoder_sparse_step 2', build: moeCase((c) => { c.model_type = 'qwen2_moe'; c.num_experts = 2; c.decoder_sparse_step = 2; }), expect: /decoder_sparse_step.*dense/, inspect: true });
+  // Qwen MoE with dense layers (layer 1 dense unless the case says otherwise).
+  const mixedCase = (mut: (c: Record<string, unknown>, s: TinySpec) => void, dense = [1]) => specCase((s) => { asQwen3Moe(s, 2, dense); mut(s.config, s); });
+  add({ group: 'moe', label: 'qwen3_moe: mlp_only_layers names a layer whose files hold experts', build: mixedCase((c) => { c.mlp_only_layers = [1, 2]; }), expect: /model\.layers\.2\.mlp\.gate\.weight belongs to a sparse MLP, but config\.json makes layer 2 dense \(mlp_only_layers, decoder_sparse_step\)/, inspect: true });
+  add({ group: 'moe', label: 'qwen3_moe: a dense MLP in a layer the config makes sparse', build: mixedCase((c) => { c.mlp_only_layers = []; }), expect: /model\.layers\.1\.mlp\.\w+_proj\.weight belongs to a dense MLP, but config\.json makes layer 1 sparse/, inspect: true });
+  add({ group: 'moe', label: 'qwen2_moe: decoder_sparse_step 2 over sparse files', build: moeCase((c) => { c.model_type = 'qwen2_moe'; c.num_experts = 2; c.decoder_sparse_step = 2; }), expect: /unknown per-layer tensor|belongs to a sparse MLP/, inspect: true });
+  for (const bad of ['1', [4], [-1], [1, 1], [0.5], {}, [[1]]]) {
+    add({ group: 'moe', label: `qwen3_moe: mlp_only_layers ${JSON.stringify(bad)}`, build: mixedCase((c) => { c.mlp_only_layers = bad; }), expect: /"mlp_only_layers" must list distinct layer indices 0\.\.3/, inspect: true });
+  }
+  for (const bad of [0, -1, 1.5, '2', null, [2]]) {
+    add({ group: 'moe', label: `qwen3_moe: decoder_sparse_step ${JSON.stringify(bad)}`, build: mixedCase((c) => { c.decoder_sparse_step = bad; }), expect: /"decoder_sparse_step" must be a positive integer/, inspect: true });
+  }
+  add({ group: 'moe', label: 'qwen3_moe: a dense layer without its down_proj', build: mixedCase((_c, s) => { removeTensor(s, 'model.layers.1.mlp.down_proj.weight'); }), expect: /missing tensor model\.layers\.1\.mlp\.down_proj\.weight \(required by the qwen3_moe table in every dense layer\)/, inspect: true });
+  add({ group: 'moe', label: 'qwen3_moe: average between a sparse and a dense layer', build: mixedCase(() => undefined), expect: /layer 0 has a sparse MLP and layer 1 a dense one .*--after .*\(2\)/, args: (i, o) => ['expand', i, '-o', o, '--method', 'average', '--target-layers', String(L + 1), '--after', '0'] });
+  add({ group: 'moe', label: 'qwen3_moe: LESA on a kind only two layers hold', build: mixedCase(() => undefined, [1, 2]), expect: /LESA learns (gate|up|down)_proj from layers with a neighbour on each side, but only 2 layer\(s\) \(1,2\) hold it/, args: (i, o) => ['expand', i, '-o', o, '--method', 'lesa', '--target-layers', String(L + 1), '--after', '1', '--epochs', '1'] });
   add({ group: 'unsupported', label: 'unknown model_type over Llama tensors names llama', build: configCase((c) => { c.model_type = 'llama_next'; }), expect: /unsupported architecture model_type "llama_next".*nearest supported family: llama \(/, inspect: true });
   add({ group: 'unsupported', label: 'unknown MoE model_type names mixtral and the unknown tensors', build: moeCase((c) => { c.model_type = 'deepseek_v2'; }, 2), expect: /nearest supported family: mixtral.*/, inspect: true });
   add({ group: 'unsupported', label: 'unknown model_type with a router it lacks', build: specCase((s) => { s.config.model_type = 'llama_moe'; s.shards[1].push(f32Tensor('model.layers.0.mlp.router.weight', [2, 8], () => 0.1)); }), expect: /nearest supported family: llama .*tensors it does not know: model\.layers\.N\.mlp\.router\.weight/, inspect: true });
@@ -484,6 +515,26 @@ function generateCases(): Case[] {
   hub('relative path, not an id', '../x', /no such directory/);
   hub('empty argument', '', /no such directory/);
   add({ group: 'hub id', label: 'hub id: inspect malformed', build: valid(), expect: /neither a directory nor/, env: { HF_HUB_OFFLINE: '1' }, args: () => ['inspect', 'org/'] });
+  // Training data with bad rows (python/lesa_py/corpus.py): every row unusable is one line naming
+  // the file and the count per reason. The model is a real tiny fixture (it needs a tokenizer);
+  // the data lives in outside/, which must stay unchanged too.
+  const fixture = process.env.LESA_FIXTURES && path.join(process.env.LESA_FIXTURES, 'tiny-llama-f32');
+  const jsonl = (label: string, body: Buffer, expect: RegExp) => {
+    if (!fixture) return;
+    add({
+      group: 'data', label: `train data: ${label}`, python: true, expect,
+      build: async (dir, caseDir) => {
+        await fsp.cp(fixture, dir, { recursive: true });
+        await fsp.writeFile(path.join(caseDir, 'outside', 'data.jsonl'), body);
+      },
+      args: (i, o) => ['train', '--model', i, '--freeze', 'none', '--train', path.join(path.dirname(o), 'outside', 'data.jsonl'),
+        '--text-field', 'text', '--out', o, '--steps', '2', '--seq-len', '16', '--batch', '1', '--quiet'],
+    });
+  };
+  jsonl('field missing in every row', Buffer.from('{"body":"a"}\n{"body":"b"}\n'), /data\.jsonl: no usable documents.*2 missing field "text"/);
+  jsonl('not UTF-8', Buffer.from([...Buffer.from('{"text":"a '), 0xff, 0xfe, ...Buffer.from('"}\n')]), /data\.jsonl: no usable documents.*not UTF-8/);
+  jsonl('not JSON', Buffer.from('not json\n{"text":\n'), /data\.jsonl: no usable documents.*2 not JSON/);
+  jsonl('field not a string', Buffer.from('{"text": 5}\n{"text": null}\n'), /data\.jsonl: no usable documents.*not a string.*is null/);
   return cases;
 }
 
@@ -531,7 +582,8 @@ function check(tally: Tally, c: Case, run: string, r: CliResult): void {
   if (k === 'ok') { tally.accepted++; problem('accepted (exit 0)'); return; }
   if (k !== 'user-error') { tally.badMessage++; problem(`exit ${r.code}, expected 2`); return; }
   const lines = errorLines(r.stderr).slice(0, c.usageFollows ? 1 : undefined);
-  if (lines.length !== 1 || !lines[0].startsWith('lesa: ')) { tally.badMessage++; problem(`expected one "lesa: ..." line on stderr, got ${lines.length}`); return; }
+  const prefix = c.python ? /^lesa (cpt|eval): error: / : /^lesa: /;
+  if (lines.length !== 1 || !prefix.test(lines[0])) { tally.badMessage++; problem(`expected one ${prefix} line on stderr, got ${lines.length}`); return; }
   if (!c.expect.test(lines[0])) { tally.badMessage++; problem(`message does not match ${c.expect}`); }
 }
 

@@ -47,8 +47,8 @@ test('a method option out of its declared bound is refused naming the bound and 
   assert.equal(f.stderr.trim(), 'lesa: Expected one of mean, layer0 for --fill but received "zero"');
 });
 
-test('defaults fill what is not given; lesa.json records every option but memory; unknown keys are refused', () => {
-  assert.deepEqual(withDefaults(lesaOptions, { epochs: 3 }), { ...TRAIN_DEFAULTS, epochs: 3, predictorSteps: null, fill: 'layer0', zeroOut: false, maxMemory: 4 * 2 ** 30 });
+test('defaults fill what is not given; lesa.json records every option but memory and device; unknown keys are refused', () => {
+  assert.deepEqual(withDefaults(lesaOptions, { epochs: 3 }), { ...TRAIN_DEFAULTS, epochs: 3, predictorSteps: null, fill: 'layer0', zeroOut: false, maxMemory: 4 * 2 ** 30, device: 'cpu' });
   assert.throws(() => withDefaults(lesaOptions, { matchNorm: true }), /unknown option "matchNorm"/);
   const { config, tensors } = llamaShapes(6, 64, 128, 4, 2, 100, 'F32');
   const layout = resolveLayout(config, tensors);

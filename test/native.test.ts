@@ -225,6 +225,23 @@ test('coefficients zero rows with S <= relTol * S[0] and match diag(1/S) U^T W e
   }
 });
 
+test('coefficients from an f32 U: the f64 route within f32 rounding, same zeroed rows', async () => {
+  const rand = rng(9), rows = 40, rank = 30, cols = 25;
+  const U = Float64Array.from(randomF32(rows * rank, rand));
+  const S = Float64Array.from({ length: rank }, (_, k) => (k < 27 ? 3 / (k + 1) : 1e-9));
+  const W = randomF32(rows * cols, rand);
+  const V64 = await native.coefficients(U, S, W, rows, rank, cols, 1e-6);
+  const V32 = await native.coefficients(Float32Array.from(U), S, W, rows, rank, cols, 1e-6);
+  for (let k = 0; k < rank; k++)
+    for (let j = 0; j < cols; j++) {
+      const a = V32[k * cols + j], b = V64[k * cols + j];
+      if (k >= 27) assert.equal(a, 0);
+      // f32 rounding of u_k·w grows with sqrt(rows); dividing by S_k scales it up.
+      else assert.ok(Math.abs(a - b) <= 2e-6 * Math.sqrt(rows) * (1 + Math.abs(b)) / S[k], `V[${k},${j}] ${a} vs ${b}`);
+    }
+  await assert.rejects(native.coefficients(new Float32Array(3), S, W, rows, rank, cols, 0), /U/);
+});
+
 test('reconstruct matches a naive product', async () => {
   const rand = rng(8), rows = 7, rank = 5, cols = 11;
   const US = randomF32(rows * rank, rand), V = randomF32(rank * cols, rand);

@@ -347,14 +347,13 @@ def original_heldout_loss(model_dir: Path, held: tuple, seq_len: int, eval_token
                           device: str = "cpu", dtype: str = "f32") -> float:
     """The original model's loss on exactly the CPT eval windows (the reference line)."""
     import torch
-    from transformers import AutoModelForCausalLM
-
     from .cpt import heldout_loss
+    from .lm import load_lm
     from .data import eval_windows
 
     ids, info = held
     windows = eval_windows(ids, seq_len, eval_tokens, bos=info["bos"], eos=info["eos"])
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, use_safetensors=True).to(device)
+    model = load_lm(model_dir, dtype=torch.float32).to(device)
     autocast = lambda: torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=dtype == "bf16")  # as cpt does
     return heldout_loss(model, windows, batch, torch.device(device), autocast)
 

@@ -43,6 +43,7 @@ from .checkpoint import MANIFEST_FORMAT, read_manifest, weight_files
 from .checkpoints import (CheckpointError, everyone_or_nobody, failpoint, find_checkpoint, load_checkpoint,
                           newest_checkpoint, remove_partial, save_checkpoint, set_rng_state, staged_dir)
 from .data import DataError, WindowSampler, eval_windows, sha256_file, tokenize_corpus
+from .lm import decoder_layers, depth, load_lm
 from .errors import UserError
 
 # cpt's user errors are the package's (lesa_py.errors): printed as one line, exit status 2.
@@ -173,7 +174,7 @@ def apply_freeze(model, freeze: str, manifest: Optional[dict], model_dir: Path) 
             f"--freeze original needs {model_dir / 'lesa.json'} (the manifest `lesa expand` writes) to know "
             "which layers are new; this model dir has none. Use --freeze none to train every parameter."
         )
-    n_layers = model.config.num_hidden_layers
+    n_layers = depth(model)
     tl = manifest.get("target_layers")
     if tl is not None and tl != n_layers:
         raise CPTError(f"lesa.json says target_layers={tl} but config.json has num_hidden_layers={n_layers}")
@@ -183,17 +184,20 @@ def apply_freeze(model, freeze: str, manifest: Optional[dict], model_dir: Path) 
     bad = [i for i in new if i >= n_layers]
     if bad:
         raise CPTError(f"lesa.json new_layers {bad} out of range for a {n_layers}-layer model")
-    prefixes = {i: f"{manifest['layer_prefix']}{i}." for i in new}
+    # By module, not by name: a wrapper's parameter names (model.language_model.layers.N)
+    # are not its files' (language_model.model.layers.N, the manifest's layer_prefix).
+    layers = decoder_layers(model)
+    owner_of = {id(p): i for i in new for p in layers[i].parameters()}
     names, hit = [], set()
     for name, p in model.named_parameters():
-        owner = next((i for i, pre in prefixes.items() if name.startswith(pre)), None)
+        owner = owner_of.get(id(p))
         p.requires_grad_(owner is not None)
         if owner is not None:
             names.append(name)
             hit.add(owner)
-    missing = [prefixes[i] for i in new if i not in hit]
+    missing = [i for i in new if i not in hit]
     if missing:
-        raise CPTError(f"lesa.json new layers match no parameter of the model: {missing}")
+        raise CPTError(f"lesa.json new layers {missing} have no parameters in the model")
     return names
 
 
@@ -525,12 +529,10 @@ def seed_everything(seed: int, rank: int) -> None:
 def build_model(run: Run) -> None:
     """Load the model in f32, freeze, wrap it for DDP/FSDP; sets run.raw/model/trainable."""
     import torch
-    from transformers import AutoModelForCausalLM
-
     cfg, device = run.cfg, run.env.device
     # f32 whatever the checkpoint stores: AdamW updates of 1e-5 relative size
-    # vanish in bf16 weights. use_safetensors=True: never unpickle.
-    raw = AutoModelForCausalLM.from_pretrained(str(run.model_dir), dtype=torch.float32, use_safetensors=True)
+    # vanish in bf16 weights. use_safetensors=True (load_lm): never unpickle.
+    raw = load_lm(run.model_dir, dtype=torch.float32)
     run.trainable = apply_freeze(raw, cfg.freeze, run.manifest, run.model_dir)
     run.n_total = sum(p.numel() for p in raw.parameters())
     run.n_train = sum(p.numel() for p in raw.parameters() if p.requires_grad)
@@ -542,7 +544,7 @@ def build_model(run: Run) -> None:
         mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if run.bf16 else None, reduce_dtype=torch.float32)
         # One FSDP unit per decoder layer (all-gathered just before it runs, freed
         # after), then the root for embeddings, final norm and lm_head.
-        for layer in raw.model.layers:
+        for layer in decoder_layers(raw):
             fully_shard(layer, mp_policy=mp)
         fully_shard(raw, mp_policy=mp)
         model = raw
@@ -633,7 +635,7 @@ def open_log(run: Run):
 
 def training_record(run: Run, identity: dict, step: int, tokens: int) -> dict:
     """What lesa.json of OUT/final says about the training run."""
-    n = run.raw.config.num_hidden_layers
+    n = depth(run.raw)
     layers = sorted(set(run.manifest["new_layers"])) if run.cfg.freeze == "original" else list(range(n))
     return {"tool": "lesa_py.cpt", "steps": step, "tokens": tokens, "trained_layers": layers,
             "trained_other": run.cfg.freeze == "none",  # embeddings, final norm, head
@@ -655,7 +657,7 @@ def final_manifest(run: Run, files: dict, training: dict) -> dict:
     if run.manifest is not None:
         m = dict(run.manifest)
     else:
-        n = run.raw.config.num_hidden_layers
+        n = depth(run.raw)
         found: dict[str, set] = {}
         for name, _ in run.raw.named_parameters():
             if mt := re.match(r"^(.+\.)(\d+)\.", name):

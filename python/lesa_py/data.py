@@ -129,6 +129,15 @@ def encode_documents(tokenizer, documents, conv: Conventions) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
 
 
+def encode_corpus(tokenizer, corpus, conv: Conventions) -> np.ndarray:
+    """`encode_documents` over an opened corpus; no usable document is a `DataError`
+    (the skipped rows are in `corpus.bad` for the caller to report)."""
+    ids = encode_documents(tokenizer, corpus.documents(), conv)
+    if corpus.documents_read == 0:
+        raise DataError(f"{corpus.path}: no usable documents ({corpus.describe_bad() or 'no text'})")
+    return ids
+
+
 def cache_path(cache_dir: os.PathLike, tok_hash: str, data_hash: str) -> Path:
     return Path(cache_dir) / f"{tok_hash[:20]}-{data_hash[:20]}.npy"
 
@@ -193,9 +202,7 @@ def tokenize_corpus(tokenizer, model_dir: os.PathLike, source: os.PathLike, cach
             raise DataError(f"token cache {out} missing (rank 0 should have built it)")
         out.parent.mkdir(parents=True, exist_ok=True)
         conv = conventions(tokenizer)
-        ids = encode_documents(tokenizer, corpus.documents(), conv)
-        if corpus.documents_read == 0:
-            raise DataError(f"{source}: no usable documents ({corpus.describe_bad() or 'no text'})")
+        ids = encode_corpus(tokenizer, corpus, conv)
         meta = {"format": CACHE_VERSION, "bos": conv.bos, "eos": conv.eos, "documents": corpus.documents_read,
                 "skipped": dict(corpus.bad), "skipped_note": corpus.describe_bad(),
                 "ignored_files": corpus.ignored, "files": len(corpus.files)}

@@ -1,14 +1,19 @@
-"""Perplexity of a causal LM on a text file (strided sliding windows), and/or downstream
+"""Perplexity of a causal LM on held-out text (strided sliding windows), and/or downstream
 accuracy on lm-evaluation-harness tasks.
 
-    python -m lesa_py.eval DIR|ORG/NAME[@REV] [--text FILE] [--tasks T1,T2,...] [--limit N]
+    python -m lesa_py.eval DIR|ORG/NAME[@REV] [--text DATA [--text-field F]] [--tasks T1,T2,...] [--limit N]
         [--num-fewshot K] [--max-tokens N] [--window 1024] [--stride 512]
         [--batch B] [--device cpu|cuda|auto] [--dtype f32|bf16] [--json] [--quiet]
 
 --tasks takes lm-eval task names or task YAML paths (see lesa_py.tasks); the result gains
 "tasks": {name: {"acc": ..., "acc_norm": ..., "n": ...}}.
 
-The text is tokenized with the model's own tokenizer (default special tokens, e.g. BOS).
+DATA is what `lesa train` reads (lesa_py.corpus): a UTF-8 text file, a directory of .txt /
+.jsonl / .parquet files, JSON Lines or Parquet (the --text-field column), or a dataset saved
+with `datasets.save_to_disk`. Each document is tokenized with the model's own tokenizer and
+conventions as in training (lesa_py.data: ``[BOS] text [EOS]``); the documents are scored as
+one stream. Rows that cannot be a document are skipped and counted (stderr, and "skipped" in
+--json).
 Windows follow the standard HF recipe: window k covers [k*stride, k*stride+window) and
 scores only the tokens no earlier window scored, so every token but the first is scored
 exactly once, with at least window-stride tokens of context (after the first window).
@@ -175,12 +180,13 @@ def check_dir(d: Path) -> None:
 def load(model_dir: str | Path, device: str = "cpu", dtype: str = "f32"):
     """Load a safetensors HF checkpoint and its tokenizer; refuses pickle-only checkpoints."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from .lm import load_lm
 
     d = Path(model_dir)
     check_dir(d)
-    model = AutoModelForCausalLM.from_pretrained(
-        d, dtype=getattr(torch, DTYPES[dtype]), use_safetensors=True).to(resolve_device(device))
+    model = load_lm(d, dtype=getattr(torch, DTYPES[dtype])).to(resolve_device(device))
     tok = AutoTokenizer.from_pretrained(d)
     return model.eval(), tok
 
@@ -188,7 +194,8 @@ def load(model_dir: str | Path, device: str = "cpu", dtype: str = "f32"):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lesa_py.eval", description=__doc__.split("\n\n")[0])
     ap.add_argument("dir", help="checkpoint directory or Hugging Face hub id ORG/NAME[@REVISION]")
-    ap.add_argument("--text", help="UTF-8 text file: held-out perplexity")
+    ap.add_argument("--text", help="held-out perplexity on DATA: a text file, a directory, JSONL, Parquet or save_to_disk")
+    ap.add_argument("--text-field", default="text", help="the text field of JSONL / Parquet / datasets rows")
     ap.add_argument("--tasks", help="comma list of lm-eval task names or task .yaml files: accuracy")
     ap.add_argument("--limit", type=int, default=None, help="score only the first N examples of each task")
     ap.add_argument("--num-fewshot", type=int, default=None, help="few-shot examples (default: the task's own)")
@@ -204,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:  # lm-eval's and datasets' bars: tqdm reads this when it is first imported
         os.environ["TQDM_DISABLE"] = "1"
     from . import hub, tasks
+    from .corpus import open_corpus
+    from .data import conventions, encode_corpus
 
     try:
         if args.text is None and args.tasks is None:
@@ -215,13 +224,12 @@ def main(argv: list[str] | None = None) -> int:
         task_list = [t.strip() for t in (args.tasks or "").split(",") if t.strip()]
         if args.tasks is not None and not task_list:
             raise UserError("--tasks: no task given")
-        tasks.task_specs(task_list)  # a missing or malformed task file: said before the (slow) load
-        text = None
+        if task_list:
+            tasks.task_specs(task_list)  # a missing or malformed task file: said before the (slow) load
+        corpus = None
         if args.text is not None:
-            try:
-                text = Path(args.text).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                raise UserError(f"cannot read --text {args.text}: {e}") from None
+            corpus = open_corpus(args.text, args.text_field)  # the structure now, the rows once tokenized
+            data_sha256 = corpus.fingerprint()  # as lesa train's: also finds a text file that is not UTF-8, now
             windows(2, args.window, args.stride)  # validate before the (slow) imports and load
         model_dir = hub.local_dir(args.dir)
         check_dir(model_dir)
@@ -231,9 +239,15 @@ def main(argv: list[str] | None = None) -> int:
         logging.disable_progress_bar()  # ours (below) honours --quiet
         model, tok = load(model_dir, args.device, args.dtype)
         res = {}
-        if text is not None:
-            res = evaluate(model, tok, text, max_tokens=args.max_tokens, window=args.window,
-                           stride=args.stride, batch=args.batch, quiet=args.quiet)
+        if corpus is not None:
+            conv = conventions(tok)
+            ids = encode_corpus(tok, corpus, conv)
+            res = evaluate(model, ids, max_tokens=args.max_tokens, window=args.window,
+                           stride=args.stride, batch=args.batch, quiet=args.quiet, bos=conv.bos)
+            res.update(documents=corpus.documents_read, data_sha256=data_sha256)
+            if corpus.bad:
+                res["skipped"] = dict(corpus.bad)
+                print(f"lesa_py.eval: {args.text}: {corpus.describe_bad()}", file=sys.stderr)
         if task_list:
             res["tasks"] = tasks.run_tasks(model, tok, task_list, limit=args.limit, num_fewshot=args.num_fewshot,
                                            batch=args.batch, quiet=args.quiet)
@@ -243,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(res))
         return 0
-    if text is not None:
+    if corpus is not None:
         print(f"ppl {res['ppl']:.4f}  nll {res['nll']:.5f}  tokens {res['tokens']}  ({res['seconds']:.1f} s)")
     for name, m in res.get("tasks", {}).items():
         shown = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if k != "n" and "stderr" not in k)

@@ -170,3 +170,42 @@ def test_train_reports_skipped_rows(fx, tmp_path, capsys):
     summary = json.loads(out.out)
     assert summary["train_data"]["skipped"] == {'missing field "text"': 1, "not a JSON object": 1}
     assert summary["train_data"]["documents"] == len(lines)
+
+
+def eval_json(capsys, model, *args):
+    from lesa_py import eval as lesa_eval
+    code = lesa_eval.main([str(model), *map(str, args), "--window", "32", "--stride", "16", "--device", "cpu", "--json", "--quiet"])
+    out = capsys.readouterr()
+    return code, out
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_eval_reads_every_form_train_reads(fx, loaded, tmp_path, capsys):
+    """`lesa eval --text` takes what `lesa train` takes, through the same reader: every form of
+    the same documents scores the stream [BOS] doc [EOS] per document (computed here from the
+    tokenizer directly), and bad JSONL rows are counted, not silently dropped."""
+    import torch
+    from lesa_py.eval import evaluate
+    model_dir = fx("tiny-llama-f32")
+    model, tok = loaded("tiny-llama-f32")
+    want = evaluate(model, torch.tensor(truth(tok, DOCS)), window=32, stride=16)
+    forms = write_forms(tmp_path, DOCS)
+    for kind, path in forms.items():
+        code, out = eval_json(capsys, model_dir, "--text", path)
+        assert code == 0, (kind, out.err)
+        got = json.loads(out.out)
+        assert (got["tokens"], got["documents"], got["nll"]) == (want["tokens"], 3, want["nll"]), kind
+    rows = [json.dumps({"body": DOCS[0]}), json.dumps({"body": DOCS[1]}), "{oops", json.dumps({"body": DOCS[2]}), json.dumps({"text": 1})]
+    (tmp_path / "body.jsonl").write_text("\n".join(rows) + "\n")
+    code, out = eval_json(capsys, model_dir, "--text", tmp_path / "body.jsonl", "--text-field", "body")
+    got = json.loads(out.out)
+    assert code == 0 and got["nll"] == want["nll"] and got["skipped"] == {"not JSON": 1, 'missing field "body"': 1}
+    assert '2 row(s) skipped of 5 (' in out.err
+
+
+def test_eval_refuses_bad_inputs_with_one_line(fx, tmp_path, capsys):
+    model = fx("tiny-llama-f32")
+    for name, (msg, path) in hostile_inputs(tmp_path).items():
+        code, out = eval_json(capsys, model, "--text", path)
+        assert code == 2, (name, out.err)
+        assert out.err.count("\n") == 1 and out.err.startswith("lesa_py.eval: error:") and msg in out.err, (name, out.err)

@@ -103,7 +103,7 @@ def test_cli_json_and_progress(fx, loaded, moby, tmp_path):
     r = run_cli(d, "--text", text, "--max-tokens", 150, "--window", 64, "--stride", 32, "--json", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert set(out) == {"tokens", "nll", "ppl", "seconds"} and out["tokens"] == 149
+    assert set(out) == {"tokens", "nll", "ppl", "seconds", "documents", "data_sha256"} and out["tokens"] == 149
     assert "ETA" in r.stderr and "149/149" in r.stderr
     model, tok = loaded("tiny-llama-f32")
     ref = evaluate(model, tok, moby[:5000], max_tokens=150, window=64, stride=32)

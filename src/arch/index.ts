@@ -11,10 +11,11 @@ import { qwen2 } from './families/qwen2.js';
 import { qwen3 } from './families/qwen3.js';
 import { qwen2Moe, qwen3Moe } from './families/qwen-moe.js';
 import { gemma3Vlm, mistral3, qwen2Vl } from './families/vlm.js';
+import { layerKinds } from './kinds.js';
 import { unsupportedMessage } from './nearest.js';
-import { type ArchTable, expandExperts, type LayerTensor, validateTable } from './schema.js';
+import { type ArchTable, expandExperts, type LayerKind, type LayerTensor, validateTable } from './schema.js';
 
-export type { ArchTable, LayerTensor } from './schema.js';
+export type { ArchTable, LayerKind, LayerTensor } from './schema.js';
 export { linearTypes } from './schema.js';
 
 export const families: readonly ArchTable[] = [
@@ -62,11 +63,6 @@ function resolveExperts(arch: ArchTable, text: ModelConfig): ArchTable {
   if (!Number.isSafeInteger(count) || (count as number) < 1) {
     throw new UserError(`config.json "${key ?? arch.experts.countKeys[0]}" (experts per layer) must be a positive integer, got ${JSON.stringify(count)}`);
   }
-  for (const [k, want] of Object.entries(arch.experts.everyLayerSparseWhen)) {
-    if (text[k] !== undefined && JSON.stringify(text[k]) !== JSON.stringify(want)) {
-      throw new UserError(`config.json "${k}" = ${JSON.stringify(text[k])} makes some ${arch.family} layers dense; lesa grows MoE checkpoints whose every layer has the experts (${k} = ${JSON.stringify(want)})`);
-    }
-  }
   return expandExperts(arch, count as number);
 }
 
@@ -76,9 +72,11 @@ interface ShapeInfo { dtype: DType; shape: number[] }
 export interface ModelLayout {
   arch: ArchTable;
   layers: number;
-  /** Layer tensors present in this checkpoint (required ones plus present optional ones), table order. */
+  /** Per source layer, sparse (experts) or dense MLP, for MoE configs that mix them; else null. */
+  kinds: LayerKind[] | null;
+  /** Layer tensors present in this checkpoint (required ones plus present optional ones), table order; `only` ones in some layers. */
   layerTensors: LayerTensor[];
-  /** dtype/shape per layer tensor type (identical across layers). */
+  /** dtype/shape per layer tensor type (identical across the layers that hold it). */
   typeInfo: Map<string, ShapeInfo>;
   /** Non-layer tensors in table order, then any others in checkpoint order (copied through). */
   globals: string[];
@@ -87,6 +85,26 @@ export interface ModelLayout {
 
 export function layerTensorName(arch: ArchTable, layer: number, lt: LayerTensor): string {
   return `${arch.layerPrefix}${layer}.${lt.suffix}`;
+}
+
+/** Whether source layer `layer` of this kind holds tensors of `lt` (every layer does unless `lt.only`). */
+function holds(kinds: LayerKind[] | null, layer: number, lt: LayerTensor): boolean {
+  return lt.only === undefined || kinds === null || kinds[layer] === lt.only;
+}
+
+/** The tensors of source layer `layer` (a mixed MoE layer has its kind's MLP only). */
+export function tensorsOfLayer(layout: ModelLayout, layer: number): LayerTensor[] {
+  return layout.layerTensors.filter((lt) => holds(layout.kinds, layer, lt));
+}
+
+export function layerHolds(layout: ModelLayout, layer: number, lt: LayerTensor): boolean {
+  return holds(layout.kinds, layer, lt);
+}
+
+/** The source layers that hold tensors of this type, ascending. */
+export function layersWith(layout: ModelLayout, type: string): number[] {
+  const lt = layout.layerTensors.find((t) => t.type === type)!;
+  return [...Array(layout.layers).keys()].filter((i) => holds(layout.kinds, i, lt));
 }
 
 
@@ -101,6 +119,7 @@ export function resolveLayout(config: ModelConfig, tensors: Map<string, ShapeInf
     throw new UserError(`config.json "${where}${arch.depthKey}" must be a positive integer, got ${JSON.stringify(L)}`);
   }
   const layers = L as number;
+  const kinds = layerKinds(arch, text, layers, where);
   for (const key of arch.perLayerConfigLists) {
     const v = text[key];
     if (v !== undefined && v !== null && (!Array.isArray(v) || v.length !== layers)) {
@@ -121,6 +140,7 @@ export function resolveLayout(config: ModelConfig, tensors: Map<string, ShapeInf
     const idx = Number(idxText);
     if (idx >= layers) throw new UserError(`tensor ${name} belongs to layer ${idx}, but config.json says ${where}${arch.depthKey} = ${layers}`);
     if (!lt) throw new UserError(`tensor ${name}: unknown per-layer tensor for the ${arch.family} table; lesa cannot grow a layer it does not fully know`);
+    if (!holds(kinds, idx, lt)) throw new UserError(`tensor ${name} belongs to a ${lt.only} MLP, but config.json makes layer ${idx} ${kinds![idx]} (${denseKeysText(arch, where)})`);
     if (!seen.has(lt.type)) seen.set(lt.type, new Set());
     seen.get(lt.type)!.add(idx);
   }
@@ -128,22 +148,24 @@ export function resolveLayout(config: ModelConfig, tensors: Map<string, ShapeInf
   const typeInfo = new Map<string, ShapeInfo>();
   for (const lt of arch.layerTensors) {
     const got = seen.get(lt.type);
+    const want = [...Array(layers).keys()].filter((i) => holds(kinds, i, lt));
     if (!got) {
-      if (lt.optional) continue;
-      throw new UserError(`missing tensor ${layerTensorName(arch, 0, lt)} (required by the ${arch.family} table)`);
+      if (lt.optional || want.length === 0) continue;
+      throw new UserError(`missing tensor ${layerTensorName(arch, want[0], lt)} (required by the ${arch.family} table${lt.only ? ` in every ${lt.only} layer` : ''})`);
     }
-    if (got.size !== layers) {
-      const missing = [...Array(layers).keys()].find((i) => !got.has(i))!;
-      throw new UserError(`missing tensor ${layerTensorName(arch, missing, lt)}: present in some layers but not all`);
+    if (got.size !== want.length) {
+      const missing = want.find((i) => !got.has(i))!;
+      throw new UserError(`missing tensor ${layerTensorName(arch, missing, lt)}: present in some ${lt.only ? `${lt.only} ` : ''}layers but not all`);
     }
-    const first = tensors.get(layerTensorName(arch, 0, lt))!;
+    const first = tensors.get(layerTensorName(arch, want[0], lt))!;
+    const firstName = layerTensorName(arch, want[0], lt);
     const wantDims = lt.role === 'linear' ? 2 : 1;
-    if (first.shape.length !== wantDims) throw new UserError(`tensor ${layerTensorName(arch, 0, lt)} has shape [${first.shape}] but a ${lt.role} must be ${wantDims}-D`);
-    if (!isFloatDType(first.dtype)) throw new UserError(`tensor ${layerTensorName(arch, 0, lt)} has dtype ${first.dtype}; lesa handles F32, F16 and BF16 layers`);
-    for (let i = 1; i < layers; i++) {
+    if (first.shape.length !== wantDims) throw new UserError(`tensor ${firstName} has shape [${first.shape}] but a ${lt.role} must be ${wantDims}-D`);
+    if (!isFloatDType(first.dtype)) throw new UserError(`tensor ${firstName} has dtype ${first.dtype}; lesa handles F32, F16 and BF16 layers`);
+    for (const i of want.slice(1)) {
       const t = tensors.get(layerTensorName(arch, i, lt))!;
       if (t.dtype !== first.dtype || t.shape.join() !== first.shape.join()) {
-        throw new UserError(`tensor ${layerTensorName(arch, i, lt)} is ${t.dtype}[${t.shape}] but layer 0 has ${first.dtype}[${first.shape}]; every layer must match`);
+        throw new UserError(`tensor ${layerTensorName(arch, i, lt)} is ${t.dtype}[${t.shape}] but layer ${want[0]} has ${first.dtype}[${first.shape}]; every layer must match`);
       }
     }
     present.push(lt);
@@ -156,7 +178,12 @@ export function resolveLayout(config: ModelConfig, tensors: Map<string, ShapeInf
   const orderedGlobals = [...known.filter((n) => tensors.has(n)), ...globals.filter((n) => !known.includes(n))];
   checkConfigShapes(text, arch, typeInfo, tensors);
   const globalInfo = new Map(orderedGlobals.map((n) => [n, tensors.get(n)!]));
-  return { arch, layers, layerTensors: present, typeInfo, globals: orderedGlobals, globalInfo };
+  return { arch, layers, kinds, layerTensors: present, typeInfo, globals: orderedGlobals, globalInfo };
+}
+
+function denseKeysText(arch: ArchTable, where: string): string {
+  const k = arch.experts!.denseLayers!;
+  return `${where}${k.listKey}, ${where}${k.stepKey}`;
 }
 
 function checkConfigShapes(config: ModelConfig, arch: ArchTable, info: Map<string, ShapeInfo>, tensors: Map<string, ShapeInfo>): void {
@@ -169,6 +196,6 @@ function checkConfigShapes(config: ModelConfig, arch: ArchTable, info: Map<strin
   const inter = config.intermediate_size;
   const gate = info.get('gate_proj');
   if (typeof inter === 'number' && gate && gate.shape[0] !== inter) {
-    throw new UserError(`config.json intermediate_size = ${inter} but ${arch.layerPrefix}0.mlp.gate_proj.weight is [${gate.shape}]`);
+    throw new UserError(`config.json intermediate_size = ${inter} but the layers' mlp.gate_proj.weight is [${gate.shape}]`);
   }
 }

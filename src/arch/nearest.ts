@@ -7,7 +7,8 @@ function kind(name: string): string {
 }
 
 function tableKinds(t: ArchTable): { all: Set<string>; required: string[] } {
-  const layer = t.layerTensors.map((lt) => ({ name: kind(`${t.layerPrefix}N.${lt.suffix}`), optional: lt.optional }));
+  // A tensor only some layers hold (an MoE's dense or sparse MLP) is not required of every checkpoint.
+  const layer = t.layerTensors.map((lt) => ({ name: kind(`${t.layerPrefix}N.${lt.suffix}`), optional: lt.optional || lt.only !== undefined }));
   const globals = t.globalTensors.map((g) => ({ name: g.name, optional: g.optional }));
   const both = [...layer, ...globals];
   return { all: new Set(both.map((x) => x.name)), required: both.filter((x) => !x.optional).map((x) => x.name) };

@@ -5,6 +5,9 @@
 
 export type TensorRole = 'linear' | 'norm' | 'bias';
 
+/** What a layer's MLP is in MoE checkpoints that mix both: a router + experts, or one dense MLP. */
+export type LayerKind = 'sparse' | 'dense';
+
 export interface LayerTensor {
   /** Short type name, unique within the table: q_proj, input_layernorm, q_bias... */
   type: string;
@@ -13,6 +16,8 @@ export interface LayerTensor {
   role: TensorRole;
   /** May be absent (then absent in every layer): e.g. Llama's attention_bias. */
   optional?: boolean;
+  /** Present only in layers of this kind (MoE tables whose config can make some layers dense). */
+  only?: LayerKind;
 }
 
 export interface GlobalTensor {
@@ -74,10 +79,11 @@ export interface ArchTable {
    * Mixture-of-experts: layer tensors whose type and suffix hold `{e}` exist once per expert,
    * e = 0..count-1, count read from the first of `countKeys` present in the text config.
    * Lists of types (residualOutputs, residualScales) may name the placeholder types.
-   * `everyLayerSparseWhen`: config values (absent counts as matching) under which every layer
-   * has the experts; any other value means some dense layers, which lesa refuses.
+   * `denseLayers`: the config keys that make some layers dense, read as transformers does
+   * (layer i is sparse iff i is not in `listKey` and (i + 1) % `stepKey` == 0); null when every
+   * layer is sparse. Layer tensors marked `only` exist in layers of that kind alone.
    */
-  experts: { countKeys: string[]; everyLayerSparseWhen: Record<string, unknown> } | null;
+  experts: { countKeys: string[]; denseLayers: { listKey: string; stepKey: string } | null } | null;
   /** null when the units cannot be permuted tensor by tensor (fused projections, experts): no neuron alignment. */
   units: UnitSymmetries | null;
 }
@@ -87,7 +93,7 @@ const TABLE_KEYS = new Set<keyof ArchTable>([
   'globalTensors', 'perLayerConfigLists', 'layerIndexConfigKeys', 'normIdentity', 'residualOutputs', 'residualScales',
   'experts', 'units',
 ]);
-const LAYER_TENSOR_KEYS = new Set(['type', 'suffix', 'role', 'optional']);
+const LAYER_TENSOR_KEYS = new Set(['type', 'suffix', 'role', 'optional', 'only']);
 const GLOBAL_TENSOR_KEYS = new Set(['name', 'optional']);
 const ROLES = new Set<TensorRole>(['linear', 'norm', 'bias']);
 
@@ -134,6 +140,8 @@ export function validateTable(t: ArchTable): ArchTable {
     if (typeof lt.suffix !== 'string' || !lt.suffix) fail(fam, `layer tensor ${lt.type} without suffix`);
     if (!ROLES.has(lt.role)) fail(fam, `layer tensor ${lt.type} has unknown role '${String(lt.role)}'`);
     if (lt.optional !== undefined && typeof lt.optional !== 'boolean') fail(fam, `layer tensor ${lt.type}: optional must be boolean`);
+    if (lt.only !== undefined && lt.only !== 'sparse' && lt.only !== 'dense') fail(fam, `layer tensor ${lt.type}: only must be 'sparse' or 'dense'`);
+    if (lt.only !== undefined && !t.experts?.denseLayers) fail(fam, `layer tensor ${lt.type} is marked only '${lt.only}' but the table's experts have no denseLayers keys`);
     if (types.has(lt.type)) fail(fam, `duplicate layer tensor type ${lt.type}`);
     if (suffixes.has(lt.suffix)) fail(fam, `duplicate layer tensor suffix ${lt.suffix}`);
     types.add(lt.type);
@@ -166,11 +174,18 @@ function checkExperts(fam: string, t: ArchTable): void {
     return;
   }
   if (!t.experts || typeof t.experts !== 'object') fail(fam, 'experts must be an object or null');
-  checkKeys(fam, 'experts', t.experts, new Set(['countKeys', 'everyLayerSparseWhen']));
+  checkKeys(fam, 'experts', t.experts, new Set(['countKeys', 'denseLayers']));
   checkStrings(fam, 'experts.countKeys', t.experts.countKeys, true);
-  const when = t.experts.everyLayerSparseWhen;
-  if (!when || typeof when !== 'object' || Array.isArray(when)) fail(fam, 'experts.everyLayerSparseWhen must be an object');
+  const dense = t.experts.denseLayers;
+  if (dense !== null) {
+    if (!dense || typeof dense !== 'object') fail(fam, 'experts.denseLayers must be an object or null');
+    checkKeys(fam, 'experts.denseLayers', dense, new Set(['listKey', 'stepKey']));
+    if (typeof dense.listKey !== 'string' || !dense.listKey || typeof dense.stepKey !== 'string' || !dense.stepKey) fail(fam, 'experts.denseLayers needs listKey and stepKey');
+    if (t.perLayerConfigLists.includes(dense.listKey) || t.layerIndexConfigKeys.includes(dense.stepKey)) fail(fam, 'experts.denseLayers keys are rewritten from the layer kinds, not grown as lists or indices');
+  }
   if (!perExpert) fail(fam, `experts is set but no layer tensor uses ${EXPERT}`);
+  const sparseOnly = t.layerTensors.filter((lt) => lt.suffix.includes(EXPERT) && lt.only !== 'sparse' && dense !== null);
+  if (sparseOnly.length > 0) fail(fam, `expert tensor ${sparseOnly[0].type} must be marked only 'sparse' when some layers can be dense`);
   if (t.units !== null) fail(fam, 'neuron alignment (units) is not described for experts; set units to null');
 }
 

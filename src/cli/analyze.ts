@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { linearTypes, resolveLayout } from '../arch/index.js';
+import { layersWith, linearTypes, resolveLayout } from '../arch/index.js';
 import { openCheckpoint } from '../checkpoint/checkpoint.js';
 import type { Checkpoint } from '../checkpoint/types.js';
 import { UserError } from '../errors.js';
@@ -72,7 +72,8 @@ export const analyzeCommand: Command = {
         ckpt = aligned.ckpt;
         alignment = { summary: aligned.summary, layers: aligned.stats };
       }
-      const all = linearTypes(layout.arch).filter((t) => layout.typeInfo.has(t));
+      // Per-layer analyses index every layer: an MoE's dense-only or sparse-only types are left out.
+      const all = linearTypes(layout.arch).filter((t) => layout.typeInfo.has(t) && layersWith(layout, t).length === layout.layers);
       const types = s('types')?.split(',').map((x) => x.trim()) ?? all;
       for (const t of types) if (!all.includes(t)) throw new UserError(`unknown weight type "${t}"; this model has: ${all.join(', ')}`);
       const interior = interiorLayers(layout.layers);

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { linearTypes, resolveLayout } from '../arch/index.js';
+import { layersWith, linearTypes, resolveLayout } from '../arch/index.js';
 import { openCheckpoint } from '../checkpoint/checkpoint.js';
 import { bytesOf, writeSafetensorsFile } from '../checkpoint/single-file.js';
 import { UserError } from '../errors.js';
@@ -29,7 +29,7 @@ export const decomposeCommand: Command = {
     const target = resolve(out);
     try {
       const layout = resolveLayout(ckpt.config, ckpt.tensors);
-      const all = linearTypes(layout.arch).filter((t) => layout.typeInfo.has(t));
+      const all = linearTypes(layout.arch).filter((t) => layout.typeInfo.has(t) && layersWith(layout, t).length === layout.layers);
       const types = (v.types as string | undefined)?.split(',') ?? all;
       for (const t of types) if (!all.includes(t)) throw new UserError(`unknown weight type "${t}"; this model has: ${all.join(', ')}`);
       const decs: Decomposition[] = [];

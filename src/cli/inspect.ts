@@ -15,12 +15,13 @@ export const inspectCommand: Command = {
       const layout = resolveLayout(ckpt.config, ckpt.tensors);
       let params = 0;
       for (const t of ckpt.tensors.values()) params += t.shape.reduce((a, b) => a * b, 1);
-      const layerTensors = layout.layerTensors.map((lt) => ({ type: lt.type, role: lt.role, ...layout.typeInfo.get(lt.type)! }));
+      const layerTensors = layout.layerTensors.map((lt) => ({ type: lt.type, role: lt.role, ...(lt.only ? { only: lt.only } : {}), ...layout.typeInfo.get(lt.type)! }));
       const data = {
         dir: ckpt.dir,
         family: layout.arch.family,
         model_type: ckpt.config.model_type,
         layers: layout.layers,
+        ...(layout.kinds ? { layer_kinds: layout.kinds } : {}),
         parameters: params,
         weight_bytes: ckpt.weightBytes,
         linear_types: linearTypes(layout.arch).filter((t) => layout.typeInfo.has(t)),
@@ -33,10 +34,11 @@ export const inspectCommand: Command = {
         `${ckpt.dir}`,
         `  architecture  ${layout.arch.family} (model_type ${String(ckpt.config.model_type)})`,
         `  layers        ${layout.layers}`,
+        ...(layout.kinds ? [`  MLP kinds     ${layout.kinds.map((k) => (k === 'sparse' ? 'S' : 'D')).join('')} (S experts, D dense)`] : []),
         `  parameters    ${(params / 1e6).toFixed(1)}M`,
         `  size on disk  ${(ckpt.weightBytes / 1e6).toFixed(1)} MB`,
         `  per layer:`,
-        ...layerTensors.map((t) => `    ${t.type.padEnd(28)} ${t.role.padEnd(7)} ${t.dtype.padEnd(5)} [${t.shape.join(', ')}]`),
+        ...layerTensors.map((t) => `    ${t.type.padEnd(28)} ${t.role.padEnd(7)} ${t.dtype.padEnd(5)} [${t.shape.join(', ')}]${'only' in t ? ` (${t.only} layers)` : ''}`),
         `  global:`,
         ...data.globals.map((g) => `    ${g.name.padEnd(28)} ${g.dtype.padEnd(5)} [${g.shape.join(', ')}]`),
       ];

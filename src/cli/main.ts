@@ -36,7 +36,7 @@ commands:
   analyze DIR              leave-one-layer-out predictability per weight type (LESA vs copy vs average)
   verify OUT               check an output directory against its lesa.json manifest
   decompose DIR -o FILE    write LESA's stacked SVD factors (U, S, V per weight type) to safetensors
-  eval DIR --text FILE     held-out perplexity; --tasks T1,T2: lm-evaluation-harness accuracy (PyTorch)
+  eval DIR --text DATA     held-out perplexity (DATA as for train); --tasks T1,T2: lm-evaluation-harness accuracy (PyTorch)
   train DIR --train DATA   continued pre-training (PyTorch)
   compare DIR              expand with every method, evaluate and train each, write a report
 

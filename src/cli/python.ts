@@ -55,6 +55,6 @@ function passThrough(module: string, summary: string, positionals: string): Comm
   };
 }
 
-export const evalCommand = passThrough('lesa_py.eval', 'Held-out perplexity and lm-eval task accuracy of a checkpoint.', 'DIR [--text FILE] [--tasks T1,T2]');
+export const evalCommand = passThrough('lesa_py.eval', 'Held-out perplexity and lm-eval task accuracy of a checkpoint.', 'DIR [--text DATA [--text-field F]] [--tasks T1,T2]');
 export const trainCommand = passThrough('lesa_py.cpt', 'Continued pre-training of an expanded checkpoint.', '--model DIR --train DATA --out DIR');
 export const compareCommand = passThrough('lesa_py.compare', 'Expand with every method, evaluate and train each, write a report.', 'DIR --target-layers N --out REPORT');

@@ -38,6 +38,8 @@ export interface PrepareHooks {
 export interface Prepared {
   produce(tensorName: string): Promise<Uint8Array>;
   dispose(): Promise<void>;
+  /** Fields lesa.json records of how the preparation ran (e.g. LESA's `compute`: device, torch version, GPU). */
+  record?: Record<string, unknown>;
 }
 
 export interface Method {

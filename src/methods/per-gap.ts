@@ -19,6 +19,12 @@ function positions(ctx: MethodContext, interpolating: boolean, placement: Placem
   if (interpolating) {
     const bad = pos.find((j) => j > L - 2);
     if (bad !== undefined) throw new UserError(`this method builds a layer from layers j and j+1, so it cannot go after the last layer (${bad}); choose positions 0..${L - 2}`);
+    const kinds = ctx.layout.kinds;
+    const mixed = kinds ? pos.find((j) => kinds[j] !== kinds[j + 1]) : undefined;
+    if (mixed !== undefined) {
+      const fine = [...Array(L - 1).keys()].filter((j) => kinds![j] === kinds![j + 1]);
+      throw new UserError(`this method builds a layer from layers j and j+1, but layer ${mixed} has a ${kinds![mixed]} MLP and layer ${mixed + 1} a ${kinds![mixed + 1]} one (mlp_only_layers / decoder_sparse_step); place new layers with --after between layers of one kind (${fine.length ? fine.join(',') : 'none in this model'}) or use a copying method (copy, llama-pro, solar, stack)`);
+    }
   }
   return pos;
 }

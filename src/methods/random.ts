@@ -1,4 +1,4 @@
-import { layerTensorName } from '../arch/index.js';
+import { layerHolds, layerTensorName } from '../arch/index.js';
 import type { Recipe } from '../plan/recipe.js';
 import { fnv1a } from '../execute/f32.js';
 import type { Method } from './method.js';
@@ -30,7 +30,8 @@ export const random: Method = {
         if (lt.role === 'norm') return { kind: 'fill', value: layout.arch.normIdentity };
         if (lt.role === 'bias') return { kind: 'zeros' };
         const name = `${layerTensorName(layout.arch, j, lt)}#new-after-${j}`;
-        const neighbours = (j + 1 < L ? [j, j + 1] : [j]).map((i) => layerTensorName(layout.arch, i, lt));
+        // A neighbour of the other kind (mixed MoE) has no tensor of this type to match.
+        const neighbours = (j + 1 < L && layerHolds(layout, j + 1, lt) ? [j, j + 1] : [j]).map((i) => layerTensorName(layout.arch, i, lt));
         return { kind: 'random', seed: tensorSeed(options.seed, name), std, matchNormOf: matchNorm ? neighbours : undefined };
       });
   },

@@ -15,6 +15,7 @@ export interface NativeBinding {
   gramAccumulate(G: Float64Array, W: Float32Array, rows: number, cols: number): Promise<void>;
   eigSym(G: Float64Array, values: Float64Array, n: number): Promise<void>;
   coefficients(U: Float64Array, S: Float64Array, W: Float32Array, V: Float32Array, rows: number, rank: number, cols: number, relTol: number): Promise<void>;
+  coefficientsF32(U: Float32Array, S: Float64Array, W: Float32Array, V: Float32Array, rows: number, rank: number, cols: number, relTol: number): Promise<void>;
   reconstruct(US: Float32Array, V: Float32Array, out: Float32Array, rows: number, rank: number, cols: number): Promise<void>;
   trainPredictor(opts: Record<string, unknown>): Promise<void>;
   predictRows(params: Float32Array, hidden: number, cols: number, left: Float32Array, right: Float32Array, out: Float32Array, rows: number): Promise<void>;

@@ -1,5 +1,5 @@
 import type { ModelConfig, TensorRef } from '../checkpoint/types.js';
-import { type LayerTensor, layerTensorName, type ModelLayout } from '../arch/index.js';
+import { type LayerTensor, layerTensorName, type ModelLayout, tensorsOfLayer } from '../arch/index.js';
 import { growConfig } from './config.js';
 import type { LayerOrigin, OutputTensor, Plan, Recipe } from './recipe.js';
 
@@ -13,7 +13,8 @@ export type SourceInfo = Pick<TensorRef, 'dtype' | 'shape'>;
 
 /**
  * Assembles a plan from an output layer sequence: the first global tensor (embeddings),
- * then every layer's tensors in table order, then the remaining globals, all copied.
+ * then every layer's tensors in table order, then the remaining globals, all copied. An
+ * output layer has its source layer's kind (MoE checkpoints mixing dense and sparse MLPs).
  */
 export function assemblePlan(
   method: string,
@@ -32,7 +33,7 @@ export function assemblePlan(
   const [first, ...rest] = layout.globals;
   if (first) copyGlobal(first);
   sequence.forEach((s, out) => {
-    for (const lt of layout.layerTensors) {
+    for (const lt of tensorsOfLayer(layout, s.origin.source)) {
       const info = layout.typeInfo.get(lt.type)!;
       tensors.push({ name: layerTensorName(arch, out, lt), dtype: info.dtype, shape: info.shape, recipe: s.recipe(lt) });
     }
@@ -45,7 +46,7 @@ export function assemblePlan(
     targetLayers: sequence.length,
     layers,
     tensors,
-    config: growConfig(config, arch, layers),
+    config: growConfig(config, layout, layers),
   };
 }
 

@@ -1,4 +1,4 @@
-import { layerTensorName, type ModelLayout } from '../arch/index.js';
+import { layerTensorName, type ModelLayout, tensorsOfLayer } from '../arch/index.js';
 import { UserError } from '../errors.js';
 import type { Plan } from './recipe.js';
 
@@ -20,7 +20,7 @@ export function applyScales(plan: Plan, layout: ModelLayout, scales: Record<stri
   const tensors = plan.tensors.map((t) => ({ ...t }));
   const out = new Map(tensors.map((t) => [t.name, t]));
   for (const layer of plan.layers.filter((l) => l.kind === 'new')) {
-    for (const lt of layout.layerTensors.filter((x) => x.type in scales)) {
+    for (const lt of tensorsOfLayer(layout, layer.source).filter((x) => x.type in scales)) {
       const name = layerTensorName(layout.arch, layer.out, lt);
       const r = byName.get(name)!.recipe;
       const factor = scales[lt.type];

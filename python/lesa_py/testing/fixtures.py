@@ -11,7 +11,8 @@ fixture dir, so fixture dirs hold only checkpoint files) makes re-runs instant.
 - tiny-{llama,qwen2,qwen3,mistral,gemma2,gemma3,olmo2,phi3}-{f32,bf16}: seeded random HF checkpoints with
   SmolLM2's tokenizer (vocab 49152), GQA, sharded into >=2 safetensors files.
 - tiny-{mixtral,qwen3moe,qwen2moe}-f32: seeded MoE tinies (4 experts); tiny-{gemma3vlm,mistral3,qwen25vl}-f32:
-  image-text wrappers with a one-layer vision tower (TINY_MOE, TINY_VLM).
+  image-text wrappers with a one-layer vision tower (TINY_MOE, TINY_VLM);
+  tiny-{qwen3moemixed,qwen2moestep}-f32: MoE tinies mixing dense and sparse layers (TINY_MOE_MIXED).
 - text: text/sotu.txt and text/moby-dick.txt from @stdlib npm dataset packages.
 - text-docs: text-docs/sotu.jsonl, the same speeches one per row ({"year", "president",
   "party", "text"}), so document boundaries survive (the training data of `lesa compare`).
@@ -70,6 +71,19 @@ TINY_MOE = {
         num_hidden_layers=4, moe_intermediate_size=32, shared_expert_intermediate_size=48, num_experts=4,
         num_experts_per_tok=2)),
 }
+# MoE tinies whose layers mix dense and sparse MLPs, as transformers decides per layer: layer i
+# has the experts iff i not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0.
+TINY_MOE_MIXED = {
+    # S S D D D S S S: three dense layers in the middle (each kind with interior layers, for LESA).
+    "tiny-qwen3moemixed": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", dict(
+        num_hidden_layers=8, head_dim=16, moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2,
+        mlp_only_layers=[2, 3, 4], norm_topk_prob=True, tie_word_embeddings=True)),
+    # D S D S D S (every second layer sparse), with sliding-window layers (layer_types) too.
+    "tiny-qwen2moestep": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM", dict(
+        num_hidden_layers=6, moe_intermediate_size=32, shared_expert_intermediate_size=48, num_experts=4,
+        num_experts_per_tok=2, decoder_sparse_step=2, use_sliding_window=True, sliding_window=32,
+        max_window_layers=4)),
+}
 # Image-text wrappers (f32 only): the text part as the tinies', a one-layer vision tower.
 TINY_VLM = {
     "tiny-gemma3vlm": ("Gemma3Config", "Gemma3ForConditionalGeneration",
@@ -93,7 +107,7 @@ TINY_VLM = {
 # Bump a fixture's version to force a rebuild.
 VERSIONS = {"smollm2-135m": 1, "gemma3-270m": 1, "text": 1, "text-docs": 1,
             **{f"{t}-{d}": 1 for t in TINY for d in ("f32", "bf16")},
-            **{f"{t}-f32": 1 for t in [*TINY_MOE, *TINY_VLM]}}
+            **{f"{t}-f32": 1 for t in [*TINY_MOE, *TINY_MOE_MIXED, *TINY_VLM]}}
 NAMES = list(VERSIONS)
 
 
@@ -234,7 +248,7 @@ def _build_tiny(name: str, out: Path, tmp: Path) -> dict:
     if arch in TINY_VLM:
         model_name, config = _tiny_vlm_config(arch, tok)
     else:
-        cfg_name, model_name, extra = {**TINY, **TINY_MOE}[arch]
+        cfg_name, model_name, extra = {**TINY, **TINY_MOE, **TINY_MOE_MIXED}[arch]
         config = _tiny_config(cfg_name, extra, tok)
     torch.manual_seed(SEED)
     model = getattr(transformers, model_name)(config).eval()

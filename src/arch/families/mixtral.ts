@@ -26,6 +26,6 @@ export const mixtral: ArchTable = {
   normIdentity: 1,
   residualOutputs: ['o_proj', 'expert{e}_w2'],
   residualScales: [],
-  experts: { countKeys: ['num_local_experts'], everyLayerSparseWhen: {} },
+  experts: { countKeys: ['num_local_experts'], denseLayers: null },
   units: null,
 };

@@ -7,29 +7,28 @@ import { qwen3 } from './qwen3.js';
 const attentionOf = (dense: ArchTable) => dense.layerTensors.filter((lt) => !mlpProjections.includes(lt));
 
 const experts: LayerTensor[] = [
-  { type: 'router', suffix: 'mlp.gate.weight', role: 'linear' },
-  { type: 'expert{e}_gate_proj', suffix: 'mlp.experts.{e}.gate_proj.weight', role: 'linear' },
-  { type: 'expert{e}_up_proj', suffix: 'mlp.experts.{e}.up_proj.weight', role: 'linear' },
-  { type: 'expert{e}_down_proj', suffix: 'mlp.experts.{e}.down_proj.weight', role: 'linear' },
+  { type: 'router', suffix: 'mlp.gate.weight', role: 'linear', only: 'sparse' },
+  { type: 'expert{e}_gate_proj', suffix: 'mlp.experts.{e}.gate_proj.weight', role: 'linear', only: 'sparse' },
+  { type: 'expert{e}_up_proj', suffix: 'mlp.experts.{e}.up_proj.weight', role: 'linear', only: 'sparse' },
+  { type: 'expert{e}_down_proj', suffix: 'mlp.experts.{e}.down_proj.weight', role: 'linear', only: 'sparse' },
 ];
 
-/**
- * lesa grows only checkpoints whose every layer is sparse (what released Qwen MoE models
- * have): a dense layer (in mlp_only_layers, or off the decoder_sparse_step grid) has other tensors.
- */
+/** A dense layer's MLP (in mlp_only_layers, or off the decoder_sparse_step grid): Llama's three projections. */
+const denseMlp: LayerTensor[] = mlpProjections.map((lt) => ({ ...lt, only: 'dense' }));
+
 const qwenExperts = {
   countKeys: ['num_experts', 'num_local_experts'],
-  everyLayerSparseWhen: { mlp_only_layers: [], decoder_sparse_step: 1 },
+  denseLayers: { listKey: 'mlp_only_layers', stepKey: 'decoder_sparse_step' },
 };
 
-/** Qwen3-MoE: Qwen3's attention (q/k norms, optional biases) and a router + experts MLP in every layer. */
+/** Qwen3-MoE: Qwen3's attention (q/k norms, optional biases); a router + experts MLP, or a dense one where the config says. */
 export const qwen3Moe: ArchTable = {
   ...qwen3,
   family: 'qwen3_moe',
   modelTypes: ['qwen3_moe'],
   architectures: ['Qwen3MoeForCausalLM'],
-  layerTensors: [...attentionOf(qwen3), ...experts],
-  residualOutputs: ['o_proj', 'expert{e}_down_proj'],
+  layerTensors: [...attentionOf(qwen3), ...experts, ...denseMlp],
+  residualOutputs: ['o_proj', 'expert{e}_down_proj', 'down_proj'],
   experts: qwenExperts,
   units: null,
 };
@@ -43,12 +42,13 @@ export const qwen2Moe: ArchTable = {
   layerTensors: [
     ...attentionOf(qwen2),
     ...experts,
-    { type: 'shared_expert_gate_proj', suffix: 'mlp.shared_expert.gate_proj.weight', role: 'linear' },
-    { type: 'shared_expert_up_proj', suffix: 'mlp.shared_expert.up_proj.weight', role: 'linear' },
-    { type: 'shared_expert_down_proj', suffix: 'mlp.shared_expert.down_proj.weight', role: 'linear' },
-    { type: 'shared_expert_gate', suffix: 'mlp.shared_expert_gate.weight', role: 'linear' },
+    { type: 'shared_expert_gate_proj', suffix: 'mlp.shared_expert.gate_proj.weight', role: 'linear', only: 'sparse' },
+    { type: 'shared_expert_up_proj', suffix: 'mlp.shared_expert.up_proj.weight', role: 'linear', only: 'sparse' },
+    { type: 'shared_expert_down_proj', suffix: 'mlp.shared_expert.down_proj.weight', role: 'linear', only: 'sparse' },
+    { type: 'shared_expert_gate', suffix: 'mlp.shared_expert_gate.weight', role: 'linear', only: 'sparse' },
+    ...denseMlp,
   ],
-  residualOutputs: ['o_proj', 'expert{e}_down_proj', 'shared_expert_down_proj'],
+  residualOutputs: ['o_proj', 'expert{e}_down_proj', 'shared_expert_down_proj', 'down_proj'],
   experts: qwenExperts,
   units: null,
 };

@@ -2,7 +2,7 @@ import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readFinite } from '../../checkpoint/finite.js';
 import type { Checkpoint } from '../../checkpoint/types.js';
-import { layerTensorName, type ModelLayout } from '../../arch/index.js';
+import { layersWith, layerTensorName, type ModelLayout } from '../../arch/index.js';
 import { coefficients, eigSym, gramAccumulate } from '../../native/index.js';
 
 /** Components with S <= REL_TOL * S[0] are numerically zero (Gram eigenvalues carry ~1e-16 relative error). */
@@ -17,7 +17,10 @@ export interface Decomposition {
   rows: number;
   cols: number;
   rank: number;
+  /** How many layers hold the type: the coefficient blocks V_0..V_{layers-1}. */
   layers: number;
+  /** The source layer of each block, ascending (every layer but in an MoE mixing dense and sparse MLPs). */
+  sources: number[];
   /** rows × rank, row-major, f64. */
   U: Float64Array;
   /** rank singular values, descending. */
@@ -42,13 +45,16 @@ export async function readLayer(ckpt: Checkpoint, layout: ModelLayout, type: str
 /**
  * Gram route to the thin SVD of [W_1 | ... | W_L]: G = sum W_i W_i^T in f64 one layer at a
  * time, G = U diag(S^2) U^T, then V_i = diag(1/S) U^T W_i. Never holds the concatenation.
+ * The layers are those holding the type: in an MoE mixing dense and sparse MLPs, an expert's
+ * stack is the sparse layers' and the dense MLP's the dense layers'.
  */
 export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: string, hooks: DecomposeHooks): Promise<Decomposition> {
   const [rows, cols] = layout.typeInfo.get(type)!.shape;
-  const L = layout.layers;
+  const sources = layersWith(layout, type);
+  const L = sources.length;
   const G = new Float64Array(rows * rows);
   for (let i = 0; i < L; i++) {
-    await gramAccumulate(G, await readLayer(ckpt, layout, type, i), rows, cols, hooks.threads);
+    await gramAccumulate(G, await readLayer(ckpt, layout, type, sources[i]), rows, cols, hooks.threads);
     hooks.step?.('gram', i + 1, L);
   }
   hooks.step?.('eig', 0, 1);
@@ -59,18 +65,21 @@ export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: str
   for (let k = 0; k < rank; k++) S[k] = Math.sqrt(Math.max(values[k], 0));
   const U = rank === rows ? vectors : firstColumns(vectors, rows, rank);
   const blockLen = rank * cols;
+  // f32 coefficients: 2.4x less CPU than f64 at Llama-3-8B's gate_proj, and within 4e-7 of them
+  // on every SmolLM2 type (bench/results/coefficient-precision.md).
+  const U32 = Float32Array.from(U);
   const V = await storeBlocks(L, blockLen, coefficientsInMemory(rows, cols, L, hooks.maxMemory), hooks, type, async (i) => {
-    const block = await coefficients(U, S, await readLayer(ckpt, layout, type, i), rows, rank, cols, REL_TOL, hooks.threads);
+    const block = await coefficients(U32, S, await readLayer(ckpt, layout, type, sources[i]), rows, rank, cols, REL_TOL, hooks.threads);
     hooks.step?.('coefficients', i + 1, L);
     return block;
   });
-  return { type, rows, cols, rank, layers: L, U, S, V };
+  return { type, rows, cols, rank, layers: L, sources, U, S, V };
 }
 
 /**
  * Peak bytes one weight type holds from Gram to prediction, for scheduling types side by side:
  * G (then U, in place) in f64, plus the larger of dsyevd's 2n^2 + 6n + 1 f64 workspace and what
- * follows the eigendecomposition (coefficient blocks when kept in memory, the f32 basis, a few
+ * follows the eigendecomposition (coefficient blocks when kept in memory, the f32 copy of U then the f32 basis, a few
  * layer-sized buffers). An upper bound: the phases do not overlap.
  */
 export function workingSetBytes(rows: number, cols: number, layers: number, maxMemory: number): number {

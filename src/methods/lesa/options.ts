@@ -19,7 +19,14 @@ export const lesaOptions = {
   zeroOut: { type: 'boolean', default: false, help: 'zero o_proj/down_proj of new layers: the grown model starts as the original' },
   maxMemory: {
     type: 'bytes', default: 4 * 2 ** 30, record: false,
-    help: 'two roles: coefficient blocks beyond it spill to a scratch file, and it is the budget within which two weight types are processed at once',
+    help: 'two roles: coefficient blocks beyond it spill to a scratch file, and it is the budget within which two weight types are processed at once; '
+      + 'with LESA\'s --device cuda|cpu-torch instead the device memory one weight type may take (cuda default: 90% of the GPU\'s)',
+  },
+  // Not recorded as an option: lesa.json's "compute" says what ran (device, torch version, GPU).
+  device: {
+    type: 'choice', default: 'cpu', choices: ['cpu', 'cpu-torch', 'cuda', 'auto'], record: false,
+    help: 'where decomposition, training and prediction run: cpu (the native addon), cuda (PyTorch on the GPU, $LESA_PYTHON), '
+      + 'cpu-torch (the same PyTorch code on the CPU), auto (cuda when torch sees a GPU, else cpu)',
   },
 } as const satisfies OptionTable;
 

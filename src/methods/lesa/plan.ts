@@ -1,4 +1,4 @@
-import { layerTensorName, type LayerTensor } from '../../arch/index.js';
+import { layersWith, layerTensorName, type LayerTensor } from '../../arch/index.js';
 import type { Plan, Recipe } from '../../plan/recipe.js';
 import type { MethodContext } from '../method.js';
 import { UserError } from '../../errors.js';
@@ -20,7 +20,13 @@ export function lesaPlan(ctx: MethodContext): Plan {
     seed: ctx.options.seed, ...recorded(lesaOptions, o),
     epochs: typeof o.predictorSteps === 'number' ? null : o.epochs, stepsPerType: stepsPerType(ctx),
   };
-  return predictedPlan(ctx, 'lesa', options, (j) => `LESA(${j},${j + 1})`);
+  const plan = predictedPlan(ctx, 'lesa', options, (j) => `LESA(${j},${j + 1})`);
+  for (const type of predictedGaps(plan).keys()) {
+    const held = layersWith(ctx.layout, type);
+    // The predictor learns layer i from i-1 and i+1 among the layers holding the type.
+    if (held.length < 3) throw new UserError(`LESA learns ${type} from layers with a neighbour on each side, but only ${held.length} layer(s) (${held.join(',')}) hold it; use another method or place the new layers elsewhere`);
+  }
+  return plan;
 }
 
 /**
@@ -38,7 +44,8 @@ export function predictedPlan(ctx: MethodContext, method: string, options: Recor
       const quiet = silence.get(lt.type);
       if (quiet) return quiet;
       if (lt.role === 'linear') return { kind: 'predicted', type: lt.type, left: j };
-      if (o.fill === 'layer0') return { kind: 'copy', src: name(0, lt) };
+      // layer0: the first layer holding the type (an MoE's dense-only tensors may skip layer 0).
+      if (o.fill === 'layer0') return { kind: 'copy', src: name(layersWith(layout, lt.type)[0], lt) };
       return { kind: 'mean', srcs: [name(j, lt), name(j + 1, lt)] };
     });
 }
@@ -51,8 +58,9 @@ export function stepsPerType(ctx: MethodContext): Record<string, number> {
     const info = layout.typeInfo.get(lt.type);
     if (lt.role !== 'linear' || !info) continue;
     const [rows, cols] = info.shape;
-    const rank = Math.min(rows, layout.layers * cols);
-    out[lt.type] = trainingSteps(lesaOptionsOf(ctx), lt.type, (layout.layers - 2) * rank);
+    const layers = layersWith(layout, lt.type).length;
+    const rank = Math.min(rows, layers * cols);
+    out[lt.type] = trainingSteps(lesaOptionsOf(ctx), lt.type, Math.max(0, layers - 2) * rank);
   }
   return out;
 }

@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Checkpoint, FloatDType } from '../../checkpoint/types.js';
-import type { ModelLayout } from '../../arch/index.js';
+import { layersWith, type ModelLayout } from '../../arch/index.js';
 import { defaultThreads, fromF32 } from '../../native/index.js';
 import type { Plan } from '../../plan/recipe.js';
 import { predictedBytes, type PrepareResources } from '../../plan/resources.js';
@@ -31,8 +31,9 @@ export type LayerBuilder = (d: Decomposition, step: TypeProgress, phase: Prepare
 function typeJobs(layout: ModelLayout, types: string[], maxMemory: number): Job[] {
   return types.map((type) => {
     const [rows, cols] = layout.typeInfo.get(type)!.shape;
-    const spilled = !coefficientsInMemory(rows, cols, layout.layers, maxMemory);
-    return { name: type, bytes: workingSetBytes(rows, cols, layout.layers, maxMemory), scratch: spilled ? coefficientBytes(rows, cols, layout.layers) : 0 };
+    const layers = layersWith(layout, type).length;
+    const spilled = !coefficientsInMemory(rows, cols, layers, maxMemory);
+    return { name: type, bytes: workingSetBytes(rows, cols, layers, maxMemory), scratch: spilled ? coefficientBytes(rows, cols, layers) : 0 };
   });
 }
 
@@ -64,6 +65,34 @@ export function predictedResources(plan: Plan, ctx: MethodContext): PrepareResou
 export async function preparePredicted(ckpt: Checkpoint, plan: Plan, ctx: MethodContext, hooks: PrepareHooks, build: LayerBuilder): Promise<Prepared> {
   const { layout } = ctx;
   const o = lesaOptionsOf(ctx);
+  const blasThreads = ctx.options.threads ?? defaultThreads();
+  const byAddon: TypeBuilder = async (type, threads, step) => {
+    hooks.phase('decompose', { type });
+    const d = await decompose(ckpt, layout, type, {
+      scratchDir: hooks.scratchDir, maxMemory: o.maxMemory, threads,
+      step: (what, done, total) => step(what)(done, total),
+    });
+    const builder = await build(d, step('train'), hooks.phase);
+    hooks.phase('predict', { type, ...builder.detail });
+    const US = basis(d);
+    return { layer: (j) => builder.layer(j, US, threads), release: () => release(d) };
+  };
+  const jobs = typeJobs(layout, [...predictedGaps(plan).keys()], o.maxMemory);
+  return prepareTypes(plan, ctx, hooks, byAddon, (run) => runScheduled(jobs, o.maxMemory, Math.min(MAX_CONCURRENT_TYPES, blasThreads), blasThreads, run));
+}
+
+/** One weight type's new layers, built however the device does it (the addon's decomposition, or the torch worker). */
+export type TypeBuilder = (type: string, threads: number, step: (phase: string) => TypeProgress) => Promise<{
+  layer(j: number): Promise<Float32Array>;
+  release(): Promise<void>;
+}>;
+
+/** Runs `one(t, threads)` for every type index, in whatever order and overlap the caller allows. */
+export type TypeRunner = (one: (t: number, threads: number) => Promise<void>) => Promise<void>;
+
+/** Builds every predicted type with `build` (scheduled by `run`) and parks its new layers, converted to the type's dtype, in a scratch file. */
+export async function prepareTypes(plan: Plan, ctx: MethodContext, hooks: PrepareHooks, build: TypeBuilder, run: TypeRunner): Promise<Prepared> {
+  const { layout } = ctx;
   const wanted = predictedGaps(plan);
   const types = [...wanted.keys()];
   const scratch = join(hooks.scratchDir, 'predicted.bin');
@@ -73,30 +102,21 @@ export async function preparePredicted(ckpt: Checkpoint, plan: Plan, ctx: Method
   const one = async (t: number, type: string, threads: number) => {
     const step = (phase: string) => (done: number, total: number, detail: Record<string, unknown> = {}) =>
       hooks.progress(done, total, { type, typeIndex: t + 1, types: types.length, phase, ...detail });
-    hooks.phase('decompose', { type });
-    const d = await decompose(ckpt, layout, type, {
-      scratchDir: hooks.scratchDir, maxMemory: o.maxMemory, threads,
-      step: (what, done, total) => step(what)(done, total),
-    });
-    const builder = await build(d, step('train'), hooks.phase);
-    hooks.phase('predict', { type, ...builder.detail });
-    const US = basis(d);
+    const builder = await build(type, threads, step);
     const dtype = layout.typeInfo.get(type)!.dtype as FloatDType;
     const gaps = wanted.get(type)!;
     for (const [g, j] of gaps.entries()) {
-      const bytes = fromF32(await builder.layer(j, US, threads), dtype);
+      const bytes = fromF32(await builder.layer(j), dtype);
       const at = offset; // reserved before the await: the other worker writes too
       offset += bytes.byteLength;
       await fh.write(bytes, 0, bytes.byteLength, at);
       where.set(`${type}@${j}`, { offset: at, length: bytes.byteLength });
       step('predict')(g + 1, gaps.length);
     }
-    await release(d);
+    await builder.release();
   };
-  const blasThreads = ctx.options.threads ?? defaultThreads();
-  const jobs = typeJobs(layout, types, o.maxMemory);
   try {
-    await runScheduled(jobs, o.maxMemory, Math.min(MAX_CONCURRENT_TYPES, blasThreads), blasThreads, (t, threads) => one(t, types[t], threads));
+    await run((t, threads) => one(t, types[t], threads));
   } catch (e) {
     await fh.close();
     throw e;
