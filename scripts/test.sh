@@ -8,6 +8,7 @@ export LESA_FIXTURES="$FIX"
 PY="$(bash scripts/setup_python.sh --print-python)"
 export LESA_PYTHON="$PY"
 status=0
-node --test --test-concurrency=1 dist/test/ || status=1
+# two test files at once: each works in its own temp dirs (measured 169 s -> 142 s on 2 cores)
+node --test --test-concurrency=2 dist/test/ || status=1
 "$PY" -m pytest python/tests -q -p no:cacheprovider || status=1
 exit $status
