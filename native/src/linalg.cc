@@ -7,6 +7,7 @@
 #include <climits>
 #include <cmath>
 #include <stdexcept>
+#include <type_traits>
 
 #include "common.h"
 
@@ -97,57 +98,46 @@ class EigWorker : public PromiseWorker {
   size_t n_;
 };
 
-// V = diag(1/S) U^T W in f64, rows with S[k] <= relTol * max(S) set to zero.
+// 1/S[k], or 0 where S[k] <= relTol * max(S): those coefficient rows are numerically zero.
+std::vector<double> inverseKept(const double* S, size_t rank, double relTol) {
+  double tol = relTol * *std::max_element(S, S + rank);
+  std::vector<double> scale(rank);
+  for (size_t k = 0; k < rank; ++k) scale[k] = S[k] > tol && S[k] > 0 ? 1.0 / S[k] : 0.0;
+  return scale;
+}
+
+// V = diag(1/S) U^T W. With an f64 U: dgemm on f64 copies of W's column chunks. With an f32 U:
+// one sgemm straight into V, about 2.4x less CPU, within V's own f32 rounding of the f64 route
+// (bench/results/coefficient-precision.md). The 1/S scaling is f64 either way.
+template <typename T>
 class CoefficientsWorker : public PromiseWorker {
  public:
-  CoefficientsWorker(Napi::Env env, const double* U, const double* S, const float* W, float* V, size_t rows,
+  CoefficientsWorker(Napi::Env env, const T* U, const double* S, const float* W, float* V, size_t rows,
                      size_t rank, size_t cols, double relTol)
       : PromiseWorker(env), U_(U), S_(S), W_(W), V_(V), rows_(rows), rank_(rank), cols_(cols), relTol_(relTol) {}
   void Execute() override {
-    double smax = *std::max_element(S_, S_ + rank_), tol = relTol_ * smax;
-    std::vector<double> scale(rank_);
-    for (size_t k = 0; k < rank_; ++k) scale[k] = S_[k] > tol && S_[k] > 0 ? 1.0 / S_[k] : 0.0;
-    size_t chunk = std::max<size_t>(1, std::min(cols_, gScratchBytes / (8 * (rows_ + rank_))));
-    std::vector<double> wbuf(rows_ * chunk), vbuf(rank_ * chunk);
-    for (size_t c0 = 0; c0 < cols_; c0 += chunk) {
-      size_t cc = std::min(chunk, cols_ - c0);
-      columnsToF64(W_, rows_, cols_, c0, cc, wbuf.data());
-      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(rank_), int(cc), int(rows_), 1.0, U_, int(rank_),
-                  wbuf.data(), int(cc), 0.0, vbuf.data(), int(cc));
+    std::vector<double> scale = inverseKept(S_, rank_, relTol_);
+    if constexpr (std::is_same_v<T, float>) {
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(rank_), int(cols_), int(rows_), 1.0f, U_, int(rank_),
+                  W_, int(cols_), 0.0f, V_, int(cols_));
       for (size_t k = 0; k < rank_; ++k)
-        for (size_t j = 0; j < cc; ++j) V_[k * cols_ + c0 + j] = scale[k] == 0 ? 0.0f : float(vbuf[k * cc + j] * scale[k]);
+        for (size_t j = 0; j < cols_; ++j) V_[k * cols_ + j] = scale[k] == 0 ? 0.0f : float(V_[k * cols_ + j] * scale[k]);
+    } else {
+      size_t chunk = std::max<size_t>(1, std::min(cols_, gScratchBytes / (8 * (rows_ + rank_))));
+      std::vector<double> wbuf(rows_ * chunk), vbuf(rank_ * chunk);
+      for (size_t c0 = 0; c0 < cols_; c0 += chunk) {
+        size_t cc = std::min(chunk, cols_ - c0);
+        columnsToF64(W_, rows_, cols_, c0, cc, wbuf.data());
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(rank_), int(cc), int(rows_), 1.0, U_, int(rank_),
+                    wbuf.data(), int(cc), 0.0, vbuf.data(), int(cc));
+        for (size_t k = 0; k < rank_; ++k)
+          for (size_t j = 0; j < cc; ++j) V_[k * cols_ + c0 + j] = scale[k] == 0 ? 0.0f : float(vbuf[k * cc + j] * scale[k]);
+      }
     }
   }
 
  private:
-  const double *U_, *S_;
-  const float* W_;
-  float* V_;
-  size_t rows_, rank_, cols_;
-  double relTol_;
-};
-
-// The same coefficients from an f32 U with one sgemm straight into V, then the 1/S scaling in
-// f64: about 3x the f64 route's speed (bench/coefficient_precision.ts has the figures and the
-// error against it).
-class CoefficientsF32Worker : public PromiseWorker {
- public:
-  CoefficientsF32Worker(Napi::Env env, const float* U, const double* S, const float* W, float* V, size_t rows,
-                        size_t rank, size_t cols, double relTol)
-      : PromiseWorker(env), U_(U), S_(S), W_(W), V_(V), rows_(rows), rank_(rank), cols_(cols), relTol_(relTol) {}
-  void Execute() override {
-    double smax = *std::max_element(S_, S_ + rank_), tol = relTol_ * smax;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(rank_), int(cols_), int(rows_), 1.0f, U_, int(rank_),
-                W_, int(cols_), 0.0f, V_, int(cols_));
-    for (size_t k = 0; k < rank_; ++k) {
-      double scale = S_[k] > tol && S_[k] > 0 ? 1.0 / S_[k] : 0.0;
-      float* row = V_ + k * cols_;
-      for (size_t j = 0; j < cols_; ++j) row[j] = scale == 0 ? 0.0f : float(double(row[j]) * scale);
-    }
-  }
-
- private:
-  const float* U_;
+  const T* U_;
   const double* S_;
   const float* W_;
   float* V_;
@@ -196,35 +186,23 @@ Napi::Value EigSym(const Napi::CallbackInfo& info) {
   return w->start();
 }
 
-// coefficients(U, S, W, V, rows, rank, cols, relTol)
-Napi::Value Coefficients(const Napi::CallbackInfo& info) {
-  checkArgs(info, "coefficients", "ddffkkkx");
+// coefficients(U, S, W, V, rows, rank, cols, relTol) and coefficientsF32 (U as Float32Array)
+template <typename T>
+Napi::Value CoefficientsOf(const Napi::CallbackInfo& info, const char* name, const char* spec) {
+  checkArgs(info, name, spec);
   Napi::Env env = info.Env();
   size_t rows = sizeArg(info[4]), rank = sizeArg(info[5]), cols = sizeArg(info[6]);
   requireLength(env, info[0], product(env, {rows, rank}), "U");
   requireLength(env, info[1], rank, "S");
   requireLength(env, info[2], product(env, {rows, cols}), "W");
   requireLength(env, info[3], product(env, {rank, cols}), "V");
-  auto* w = new CoefficientsWorker(env, dataOf<double>(info[0]), dataOf<double>(info[1]), dataOf<float>(info[2]),
-                                   dataOf<float>(info[3]), rows, rank, cols, info[7].As<Napi::Number>().DoubleValue());
-  for (size_t k = 0; k < 4; ++k) w->keep(info[k]);
-  return w->start();
-}
-
-// coefficientsF32(U, S, W, V, rows, rank, cols, relTol)
-Napi::Value CoefficientsF32(const Napi::CallbackInfo& info) {
-  checkArgs(info, "coefficientsF32", "fdffkkkx");
-  Napi::Env env = info.Env();
-  size_t rows = sizeArg(info[4]), rank = sizeArg(info[5]), cols = sizeArg(info[6]);
-  requireLength(env, info[0], product(env, {rows, rank}), "U");
-  requireLength(env, info[1], rank, "S");
-  requireLength(env, info[2], product(env, {rows, cols}), "W");
-  requireLength(env, info[3], product(env, {rank, cols}), "V");
-  auto* w = new CoefficientsF32Worker(env, dataOf<float>(info[0]), dataOf<double>(info[1]), dataOf<float>(info[2]),
+  auto* w = new CoefficientsWorker<T>(env, dataOf<T>(info[0]), dataOf<double>(info[1]), dataOf<float>(info[2]),
                                       dataOf<float>(info[3]), rows, rank, cols, info[7].As<Napi::Number>().DoubleValue());
   for (size_t k = 0; k < 4; ++k) w->keep(info[k]);
   return w->start();
 }
+Napi::Value Coefficients(const Napi::CallbackInfo& info) { return CoefficientsOf<double>(info, "coefficients", "ddffkkkx"); }
+Napi::Value CoefficientsF32(const Napi::CallbackInfo& info) { return CoefficientsOf<float>(info, "coefficientsF32", "fdffkkkx"); }
 
 // reconstruct(US, V, out, rows, rank, cols)
 Napi::Value Reconstruct(const Napi::CallbackInfo& info) {
