@@ -5,7 +5,6 @@ unexpected, identity methods keep the logits, and methods that mix two neighbour
 different kinds refuse."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import torch
 
 from lesa_py.testing import hfcheck
 from _cli import lesa, manifest, tree_hash
-from test_moe_vlm import load, logits, tensors
+from test_moe_vlm import cfg, load, logits, perturbed_copy, tensors
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -21,10 +20,6 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 MIXED = "tiny-qwen3moemixed-f32"
 STEP = "tiny-qwen2moestep-f32"
 PREFIX = "model.layers."
-
-
-def cfg(d: Path) -> dict:
-    return json.loads((d / "config.json").read_text())
 
 
 def kinds_by_transformers(d: Path) -> list[str]:
@@ -131,22 +126,8 @@ def test_lesa_learns_each_kind_from_its_own_layers(fx, tmp_path):
     """LESA decomposes a dense-only type over the dense layers and an expert over the sparse
     ones: changing the dense layers' gate_proj changes the predicted dense gate_proj and
     leaves every predicted expert of the sparse new layer bit-identical."""
-    from safetensors import safe_open
-    from safetensors.torch import save_file
     src = fx(MIXED)
-    alt = tmp_path / "alt"
-    alt.mkdir()
-    for f in src.iterdir():
-        if f.suffix != ".safetensors":
-            (alt / f.name).write_bytes(f.read_bytes())
-    g = torch.Generator().manual_seed(7)
-    for f in sorted(src.glob("*.safetensors")):
-        with safe_open(f, framework="pt") as sf:
-            d = {k: sf.get_tensor(k) for k in sf.keys()}
-        for k in d:
-            if k.endswith("mlp.gate_proj.weight"):
-                d[k] = d[k] + 0.05 * torch.randn(d[k].shape, generator=g)
-        save_file(d, alt / f.name, metadata={"format": "pt"})
+    alt = perturbed_copy(src, tmp_path / "alt", lambda k: k.endswith("mlp.gate_proj.weight"))
     outs = []
     for i, s in enumerate((src, alt)):
         outs.append(tmp_path / f"out{i}")

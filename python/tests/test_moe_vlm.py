@@ -49,6 +49,24 @@ def load(d: Path):
     return model.eval()
 
 
+def perturbed_copy(src: Path, dst: Path, which) -> Path:
+    """A copy of checkpoint `src` in `dst` whose tensors named `which(name)` get seeded noise."""
+    from safetensors.torch import save_file
+    dst.mkdir()
+    for f in src.iterdir():
+        if f.suffix != ".safetensors":
+            (dst / f.name).write_bytes(f.read_bytes())
+    g = torch.Generator().manual_seed(7)
+    for f in sorted(src.glob("*.safetensors")):
+        with safe_open(f, framework="pt") as sf:
+            d = {k: sf.get_tensor(k) for k in sf.keys()}
+        for k in d:
+            if which(k):
+                d[k] = d[k] + 0.05 * torch.randn(d[k].shape, generator=g)
+        save_file(d, dst / f.name, metadata={"format": "pt"})
+    return dst
+
+
 def target_for(method: str, L: int) -> int:
     return {"stack": 2 * L, "solar": L + 2 if L % 2 == 0 else L + 1}.get(method, L + 2)
 
@@ -140,21 +158,8 @@ def test_lesa_predicts_each_expert_from_that_expert_alone(fx, tmp_path):
     """LESA's choice for MoE (docs/methods.md): every expert index is its own weight type. So
     changing expert 1 in every layer changes the predicted expert 1 and leaves expert 0's
     prediction (and the router's) bit-identical."""
-    from safetensors.torch import save_file
     src = fx("tiny-mixtral-f32")
-    alt = tmp_path / "alt"
-    alt.mkdir()
-    for f in src.iterdir():
-        if f.suffix != ".safetensors":
-            (alt / f.name).write_bytes(f.read_bytes())
-    g = torch.Generator().manual_seed(7)
-    for f in sorted(src.glob("*.safetensors")):
-        with safe_open(f, framework="pt") as sf:
-            d = {k: sf.get_tensor(k) for k in sf.keys()}
-        for k in d:
-            if ".experts.1.w1." in k:
-                d[k] = d[k] + 0.05 * torch.randn(d[k].shape, generator=g)
-        save_file(d, alt / f.name, metadata={"format": "pt"})
+    alt = perturbed_copy(src, tmp_path / "alt", lambda k: ".experts.1.w1." in k)
     outs = []
     for i, s in enumerate((src, alt)):
         outs.append(tmp_path / f"out{i}")
