@@ -91,3 +91,41 @@ def test_information_cli_reports_truth_controls_and_budgets(fx):
     rows, cols = k[1].shape
     assert out["steps"]["k_proj"] == {"lesa": -(-(L - 3) * min(rows, L * cols) // 64), "lesa-step-matched": 1024 * 30 // 64}
     assert out["summary"]["k_proj"]["guesses"]["lesa"]["cosine"] == row["guesses"]["lesa"]["cosine"]
+
+
+def test_information_seed_changes_every_guess_and_reproduces(fx):
+    """--seed reaches LESA's init and sample order and both controls' draws; the same seed gives the same numbers."""
+    src = fx("tiny-llama-f32")
+    run = lambda seed: json.loads(lesa("analyze", src, "--information", "--types", "k_proj", "--layers", 3, "--epochs", "1", "--seed", seed,  # noqa: E731
+                                       "--json", "--quiet").stdout)["rows"][0]["guesses"]
+    a, b = run(0), run(1)
+    assert run(0) == a
+    for guess in ("lesa", "lesa-step-matched", "rand-svd", "random"):
+        assert a[guess]["cosine"] != b[guess]["cosine"], guess
+        assert a[guess]["sigma1Share"] != b[guess]["sigma1Share"], guess
+
+
+def _table_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("lesa_information_table", ROOT / "bench" / "lesa_information_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_information_table_over_seeds(tmp_path: Path, capsys):
+    """bench/lesa_information_table.py: median [min, max] over seeds, and the overlap verdict, on hand-made outputs."""
+    cos = {"lesa": [0.30, 0.10, 0.20], "lesa-step-matched": [0.01, -0.02, 0.00], "rand-svd": [0.02, -0.01, 0.00], "random": [0.03, 0.01, -0.03]}
+    paths = []
+    for s in range(3):
+        guesses = {g: {"cosine": c[s], "normRatio": 1 + s / 10, "meanRowShare": 0.1, "sigma1Share": 0.5 - s / 10, "relError": 1} for g, c in cos.items()}
+        row = {"type": "k_proj", "layer": 15, "truth": {"meanRowShare": 0.005, "sigma1Share": 0.2}, "guesses": guesses}
+        p = tmp_path / f"k-{s}.json"
+        p.write_text(json.dumps({"options": {"seed": s}, "steps": {"k_proj": {"lesa": 810, "lesa-step-matched": 4800}}, "rows": [row]}))
+        paths.append(str(p))
+    _table_module().main(paths)
+    out = capsys.readouterr().out
+    assert "| | | LESA, notebook budget | 810 | 0,1,2 | +0.200 [+0.100, +0.300] | 1.100 [1.000, 1.200] | 0.400 [0.300, 0.500] |" in out
+    # Controls' cosines span [-0.03, +0.03]: LESA's notebook range starts 0.07 above it (spread 0.06).
+    assert "LESA, notebook budget: above the controls by 0.070 (controls' spread 0.060, 1.2× it)" in out
+    assert "LESA, Llama-3-8B steps: indistinguishable" in out

@@ -66,6 +66,20 @@ async function information(guess: Float32Array, truth: Float32Array, rows: numbe
 }
 
 /**
+ * The seed of each guess's draws at one (seed, type, held-out layer). LESA keeps the seed
+ * `lesa analyze --loo` trains with. The controls hash their own name in: offsets such as seed+1
+ * made seed s's random matrix the same stream as seed s+1's rand-svd coefficients, so a
+ * spread over consecutive seeds was not over independent draws.
+ */
+export function guessSeeds(seed: number, type: string, layer: number): { lesa: number; 'rand-svd': number; random: number } {
+  return {
+    lesa: (typeSeed(seed, type) ^ layer) >>> 0,
+    'rand-svd': typeSeed(seed, `${type}#rand-svd@${layer}`),
+    random: typeSeed(seed, `${type}#random@${layer}`),
+  };
+}
+
+/**
  * For each held-out interior layer i of one type: LESA trained without layer i at the given
  * budget and at Llama-3-8B's step count for this type, rand-svd (random coefficients in the
  * same basis) and a size-matched random matrix, both at the neighbours' mean norm, each
@@ -82,14 +96,15 @@ export async function informationForType(
   for (const [k, i] of layers.entries()) {
     const [prev, truth, next] = await Promise.all([i - 1, i, i + 1].map((j) => readLayer(ckpt, layout, d.type, j)));
     const guesses: Partial<Record<Guess, Information>> = {};
+    const seeds = guessSeeds(seed, d.type, i);
     for (const name of ['lesa', 'lesa-step-matched'] as const) {
-      const p = await train(d, interiorLayers(d.layers, [i]), budgets[name], (typeSeed(seed, d.type) ^ i) >>> 0);
+      const p = await train(d, interiorLayers(d.layers, [i]), budgets[name], seeds.lesa);
       steps[name] = p.steps;
       guesses[name] = await information(await predictWeight(d, p, i - 1, i + 1, US), truth, d.rows, d.cols);
     }
     const norm = (frobenius(prev) + frobenius(next)) / 2;
-    guesses['rand-svd'] = await information(await randomInBasis(d, US, (typeSeed(seed + 2, d.type) ^ i) >>> 0, norm), truth, d.rows, d.cols);
-    guesses.random = await information(sizeMatchedRandom(prev, next, (typeSeed(seed + 1, d.type) ^ i) >>> 0), truth, d.rows, d.cols);
+    guesses['rand-svd'] = await information(await randomInBasis(d, US, seeds['rand-svd'], norm), truth, d.rows, d.cols);
+    guesses.random = await information(sizeMatchedRandom(prev, next, seeds.random), truth, d.rows, d.cols);
     rows.push({ type: d.type, layer: i, truth: await shapeOf(truth, d.rows, d.cols), guesses: guesses as Record<Guess, Information> });
     onLayer?.(k + 1, layers.length);
   }
