@@ -44,10 +44,12 @@ from .checkpoints import (CheckpointError, everyone_or_nobody, failpoint, find_c
                           newest_checkpoint, remove_partial, save_checkpoint, set_rng_state, staged_dir)
 from .data import DataError, WindowSampler, eval_windows, sha256_file, tokenize_corpus
 from .lm import decoder_layers, depth, load_lm
-from .errors import UserError
+from .errors import CommandParser, UserError, fail
 
 # cpt's user errors are the package's (lesa_py.errors): printed as one line, exit status 2.
 CPTError = UserError
+
+COMMAND = "lesa train"  # how the user runs this module (src/cli/python.ts)
 
 
 # ----------------------------------------------------------------------------
@@ -55,8 +57,8 @@ CPTError = UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m lesa_py.cpt",
+    p = CommandParser(
+        prog=COMMAND,
         description="Continued pre-training of an expanded (lesa) checkpoint.",
     )
     a = p.add_argument
@@ -442,14 +444,14 @@ def check_run_dir(cfg, env: Dist, model_dir: Path, manifest: Optional[dict]) -> 
         remove_partial(out)
         ckpt, refused = find_checkpoint(out)
         for line in refused:
-            print(f"lesa cpt: {line}" + (f"; using {ckpt.name}" if ckpt else ""), file=sys.stderr, flush=True)
+            print(f"{COMMAND}: {line}" + (f"; using {ckpt.name}" if ckpt else ""), file=sys.stderr, flush=True)
         if ckpt is None and (cfg.resume is True or refused):
             # auto starts over only when nothing was ever saved: a corrupt checkpoint needs a person.
             choice[1] = (f"--resume: no complete checkpoint in {out / 'ckpt'}" if refused else
                          f"--resume: no checkpoint in {out / 'ckpt'} (--resume auto starts from step 0 then)")
         choice[0] = str(ckpt) if ckpt else None
         if ckpt is None and choice[1] is None and has_run:
-            print(f"lesa cpt: --resume auto: no checkpoint in {out / 'ckpt'} yet; starting from step 0",
+            print(f"{COMMAND}: --resume auto: no checkpoint in {out / 'ckpt'} yet; starting from step 0",
                   file=sys.stderr, flush=True)
             (out / "log.jsonl").unlink(missing_ok=True)
     if env.world > 1 or cfg.fsdp:
@@ -603,7 +605,7 @@ def resume(run: Run, ckpt_path: Path, identity: dict) -> tuple[int, int, float]:
     if run.master:
         truncate_log(run.out / "log.jsonl", state["step"])
     if run.master:  # even with --quiet: a job log must say where the run continued
-        print(f"lesa cpt: resumed from {ckpt_path} at step {state['step']}", file=sys.stderr, flush=True)
+        print(f"{COMMAND}: resumed from {ckpt_path} at step {state['step']}", file=sys.stderr, flush=True)
     return state["step"], state["tokens"], state["elapsed"]
 
 
@@ -846,8 +848,7 @@ def main(argv=None) -> int:
     try:
         summary = train(args)
     except CPTError as e:
-        print(f"lesa cpt: error: {e}", file=sys.stderr)
-        return 2
+        return fail(COMMAND, e)
     if args.json and int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))
     return 0
