@@ -650,21 +650,32 @@ def training_record(run: Run, identity: dict, step: int, tokens: int) -> dict:
             "settings": {k: v for k, v in identity.items() if k not in ("model", "train_sha256", "eval_sha256", "tokenizer")}}
 
 
-def final_manifest(run: Run, files: dict, training: dict) -> dict:
-    """lesa.json of OUT/final: the input's manifest (or one describing an unexpanded
-    model) with `files` recomputed over final/ and a `training` record added."""
+def files_layer_prefix(final: Path, n: int) -> str:
+    """The name prefix of the n decoder layers in the safetensors files of `final` (a wrapper's
+    files name them as its checkpoint format does, not as the in-memory modules do)."""
     import re
+
+    from safetensors import safe_open
+
+    found: dict[str, set] = {}
+    for f in sorted(final.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            for name in st.keys():
+                if mt := re.match(r"^(.+\.)(\d+)\.", name):
+                    found.setdefault(mt.group(1), set()).add(int(mt.group(2)))
+    return next((p for p, ix in found.items() if ix == set(range(n))), "model.layers.")
+
+
+def final_manifest(run: Run, final: Path, files: dict, training: dict) -> dict:
+    """lesa.json of OUT/final (written in `final`): the input's manifest (or one describing an
+    unexpanded model) with `files` recomputed over final/ and a `training` record added."""
     import time as _time
 
     if run.manifest is not None:
         m = dict(run.manifest)
     else:
         n = depth(run.raw)
-        found: dict[str, set] = {}
-        for name, _ in run.raw.named_parameters():
-            if mt := re.match(r"^(.+\.)(\d+)\.", name):
-                found.setdefault(mt.group(1), set()).add(int(mt.group(2)))
-        prefix = next((p for p, ix in found.items() if ix == set(range(n))), "model.layers.")
+        prefix = files_layer_prefix(final, n)
         m = {"format": MANIFEST_FORMAT, "lesa_version": __version__,
              "created": _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime()), "method": "none", "options": {},
              "source": {"dir": str(run.model_dir)}, "source_layers": n, "target_layers": n, "layer_prefix": prefix,
@@ -711,7 +722,7 @@ def save_final(run: Run, training: dict) -> Optional[Path]:
             (tmp / "config.json").write_text(json.dumps(cj, indent=2, sort_keys=True) + "\n")
             run.tokenizer.save_pretrained(tmp)
             files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
-            (tmp / "lesa.json").write_text(json.dumps(final_manifest(run, files, training), indent=2) + "\n")
+            (tmp / "lesa.json").write_text(json.dumps(final_manifest(run, tmp, files, training), indent=2) + "\n")
     except BaseException as e:
         failure = e
     everyone_or_nobody(failure, run.env.world)
