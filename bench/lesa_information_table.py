@@ -43,7 +43,7 @@ def verdict(lesa: list[float], controls: list[float]) -> str:
         return f"indistinguishable (LESA [{min(lesa):+.3f}, {max(lesa):+.3f}] overlaps the controls' [{lo:+.3f}, {hi:+.3f}])"
     gap = min(lesa) - hi if min(lesa) > hi else lo - max(lesa)
     side = "above" if min(lesa) > hi else "below"
-    return f"{side} the controls by {gap:.3f} (controls' spread {spread:.3f}, {gap / spread:.1f}× it)" if spread > 0 else f"{side} the controls by {gap:.3f}"
+    return f"{side} the controls by {gap:.4f} (controls' spread {spread:.4f}, {gap / spread:.2f}× it)" if spread > 0 else f"{side} the controls by {gap:.4f}"
 
 
 def single_table(groups: dict) -> list[str]:

@@ -127,5 +127,5 @@ def test_information_table_over_seeds(tmp_path: Path, capsys):
     out = capsys.readouterr().out
     assert "| | | LESA, notebook budget | 810 | 0,1,2 | +0.200 [+0.100, +0.300] | 1.100 [1.000, 1.200] | 0.400 [0.300, 0.500] |" in out
     # Controls' cosines span [-0.03, +0.03]: LESA's notebook range starts 0.07 above it (spread 0.06).
-    assert "LESA, notebook budget: above the controls by 0.070 (controls' spread 0.060, 1.2× it)" in out
+    assert "LESA, notebook budget: above the controls by 0.0700 (controls' spread 0.0600, 1.17× it)" in out
     assert "LESA, Llama-3-8B steps: indistinguishable" in out
