@@ -58,10 +58,14 @@ def main() -> None:
         return time.perf_counter() - t, time.process_time() - c
 
     times = {False: [], True: []}
-    step(False), step(True)  # warm-up (allocator, oneDNN kernels)
-    for _ in range(a.steps):
+    for bf16 in (False, True):  # warm-up (allocator, oneDNN kernels)
+        w, c = step(bf16)
+        print(f"warm-up {'bf16' if bf16 else 'f32'}: {w:.1f} s wall, {c:.1f} s CPU", file=sys.stderr, flush=True)
+    for i in range(a.steps):
         for bf16 in (False, True):
             times[bf16].append(step(bf16))
+            w, c = times[bf16][-1]
+            print(f"step {i} {'bf16' if bf16 else 'f32'}: {w:.1f} s wall, {c:.1f} s CPU", file=sys.stderr, flush=True)
     tokens = a.batch * a.seq_len
     out = {"model": str(d), "layers": model.config.num_hidden_layers, "seq_len": a.seq_len, "batch": a.batch,
            "threads": a.threads, "steps_each": a.steps, "loadavg": [round(v, 2) for v in os.getloadavg()],

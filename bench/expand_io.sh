@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Copy-like expansion next to `cp -r`, alternating in one run: wall time, throughput of the
-# bytes each writes, the ratio of the two, peak RSS, and the load average at each row.
+# Copy-like expansion next to `cp -r` (page cache only) and `cp -r` + fsync of every file (as
+# durable as lesa's output), alternating in one run: wall time, throughput of the bytes each
+# writes, the ratios, peak RSS, and the load average at each row.
 #   bash bench/expand_io.sh [SRC_DIR] [TARGET_LAYERS] [METHODS] [REPS]
 # Defaults: the SmolLM2-135M fixture, 45 layers, "copy solar llama-pro", 3 repetitions
 # (solar gets TARGET_LAYERS rounded down to even). BASE_ROOT=<another lesa checkout, built>
@@ -42,6 +43,8 @@ rows=()
 for rep in $(seq "$REPS"); do
   for m in $METHODS; do
     rows+=("$rep $(measure cp-r "$WORK/out" cp -r "$SRC" "$WORK/out")")
+    # the same copy made durable the way lesa makes its output durable: fsync of every file
+    rows+=("$rep $(measure cp-r+fsync "$WORK/out" bash -c 'cp -r "$1" "$2" && find "$2" -type f -exec sync {} + && sync "$2"' _ "$SRC" "$WORK/out")")
     # shellcheck disable=SC2046
     rows+=("$rep $(measure "$m" "$WORK/out" $(expand_cmd "$ROOT" "$m"))")
     if [[ -n "${BASE_ROOT:-}" ]]; then
@@ -56,12 +59,15 @@ echo
 echo "Command: \`bash bench/expand_io.sh $SRC $TARGET \"$METHODS\" $REPS\`${BASE_ROOT:+ with BASE_ROOT=$BASE_ROOT} on $(date -u '+%F %H:%M') UTC, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem/{print $2}') GiB RAM, Node $(node --version), $(df -T "$SRC" | awk 'NR==2{print $2}')."
 echo "Page cache dropped before each command: $dropped. Input $(bytes_of "$SRC") bytes. Each expansion validates every header, checks every float tensor for NaN/Inf, hashes every output file (sha256) and fsyncs it; cp does none of that."
 echo
-echo "| rep | command | load (1 min) | wall s | CPU s (user+sys) | output GB | GB/s | vs cp just before | peak RSS MB |"
-echo "|---|---|---|---|---|---|---|---|---|"
-cp_tput=1
+echo "| rep | command | load (1 min) | wall s | CPU s (user+sys) | output GB | GB/s | vs cp -r just before | vs cp -r + fsync just before | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+cp_tput=1 sync_tput=1
 for row in "${rows[@]}"; do
   read -r rep name wall rss out l cpu <<<"$row"
   tput=$(awk -v b="$out" -v w="$wall" 'BEGIN{printf "%.3f", b / 1e9 / (w > 0 ? w : 0.01)}')
   [[ $name == cp-r ]] && cp_tput=$tput
-  echo "| $rep | $name | $l | $wall | $cpu | $(awk -v b="$out" 'BEGIN{printf "%.2f", b / 1e9}') | $tput | $(awk -v a="$tput" -v b="$cp_tput" 'BEGIN{printf "%.2f", a / b}') | $rss |"
+  [[ $name == cp-r+fsync ]] && sync_tput=$tput
+  ratio() { awk -v a="$tput" -v b="$1" 'BEGIN{printf "%.2f", a / b}'; }
+  vs_sync=$(ratio "$sync_tput"); [[ $name == cp-r ]] && vs_sync=""
+  echo "| $rep | $name | $l | $wall | $cpu | $(awk -v b="$out" 'BEGIN{printf "%.2f", b / 1e9}') | $tput | $(ratio "$cp_tput") | $vs_sync | $rss |"
 done

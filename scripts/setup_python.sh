@@ -25,6 +25,12 @@ have="$(cat "$STAMP" 2>/dev/null || true)"
 
 if [[ "$want" != "$have" || ! -x "$VENV/bin/python" ]]; then
   PY="${LESA_PYTHON:-}"
+  # LESA_PYTHON often names this very venv's python, which the rebuild is about to delete:
+  # use the interpreter it links to, or the search below when it is a copy inside the venv.
+  if [[ -n "$PY" ]] && command -v "$PY" >/dev/null 2>&1; then
+    PY="$(readlink -f "$(command -v "$PY")")"
+    [[ "$PY" == "$(readlink -f "$VENV")"/* ]] && PY=""
+  fi
   if [[ -z "$PY" ]]; then
     for c in python3.11 "$HOME/.pyenv/versions/3.11.7/bin/python3.11" python3; do
       if command -v "$c" >/dev/null 2>&1; then PY="$c"; break; fi

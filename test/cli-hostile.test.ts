@@ -49,7 +49,7 @@ interface Case {
   known?: string;
   /** Extra environment for the run (`caseDir` substituted for {case}). */
   env?: Record<string, string>;
-  /** The command runs in python/lesa_py (train, eval): its line reads "lesa cpt: error: ...". */
+  /** The command runs in python/lesa_py (train, eval): its line reads "lesa train: error: ..." (its command). */
   python?: boolean;
 }
 
@@ -535,6 +535,11 @@ function generateCases(): Case[] {
   jsonl('not UTF-8', Buffer.from([...Buffer.from('{"text":"a '), 0xff, 0xfe, ...Buffer.from('"}\n')]), /data\.jsonl: no usable documents.*not UTF-8/);
   jsonl('not JSON', Buffer.from('not json\n{"text":\n'), /data\.jsonl: no usable documents.*2 not JSON/);
   jsonl('field not a string', Buffer.from('{"text": 5}\n{"text": null}\n'), /data\.jsonl: no usable documents.*not a string.*is null/);
+  // Arguments of the commands run in Python: one line naming the command, not argparse's usage block.
+  add({ group: 'options', label: 'train: unknown option', python: true, build: valid(), expect: /^lesa train: error: unrecognized arguments: --bogus .*lesa train --help/,
+    args: (i, o) => ['train', '--model', i, '--train', i, '--out', o, '--bogus'] });
+  add({ group: 'options', label: 'eval: option value of the wrong type', python: true, build: valid(), expect: /^lesa eval: error: argument --batch: invalid int value: 'many'/,
+    args: (i) => ['eval', i, '--batch', 'many'] });
   return cases;
 }
 
@@ -582,7 +587,7 @@ function check(tally: Tally, c: Case, run: string, r: CliResult): void {
   if (k === 'ok') { tally.accepted++; problem('accepted (exit 0)'); return; }
   if (k !== 'user-error') { tally.badMessage++; problem(`exit ${r.code}, expected 2`); return; }
   const lines = errorLines(r.stderr).slice(0, c.usageFollows ? 1 : undefined);
-  const prefix = c.python ? /^lesa (cpt|eval): error: / : /^lesa: /;
+  const prefix = c.python ? /^lesa (train|eval|compare): error: / : /^lesa: /;
   if (lines.length !== 1 || !prefix.test(lines[0])) { tally.badMessage++; problem(`expected one ${prefix} line on stderr, got ${lines.length}`); return; }
   if (!c.expect.test(lines[0])) { tally.badMessage++; problem(`message does not match ${c.expect}`); }
 }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runScheduled, runsAlone, schedulePeak, type Job } from '../src/methods/lesa/schedule.js';
+import { trainingFlops } from '../src/methods/lesa/predictor.js';
 
 const tick = () => new Promise((r) => setTimeout(r, 1));
 
@@ -73,4 +74,20 @@ test('schedulePeak bounds what the scheduler actually holds, for random job sets
     assert.ok(peakBytes <= bound, `jobs ${js.map((j) => j.bytes)} budget ${budget} slots ${slots}: held ${peakBytes} > bound ${bound}`);
     assert.ok(bound <= Math.max(budget, ...js.map((j) => j.bytes)), 'the bound never exceeds the budget or one lone job');
   }
+});
+
+test('jobs that share start with the most work, so no slot runs on alone for long', async () => {
+  const js: Job[] = [1, 1, 1, 1].map((b, i) => ({ name: `t${i}`, bytes: b, work: [5, 1, 9, 3][i] }));
+  const { events } = await trace(js, 10, 2);
+  assert.deepEqual(events.map((e) => e.job), [2, 0, 3, 1]);
+});
+
+test('the LESA job estimate orders SmolLM2-shaped types by their training, the largest first', () => {
+  const o = { epochs: 10, batch: 64, hidden: 256, predictorSteps: null };
+  // rows x cols of SmolLM2-135M's types, 30 layers: rank = rows, 28 interior layers.
+  const f = (rows: number, cols: number) => trainingFlops(o, 'q_proj', rows, cols, 30);
+  // gate/up (1536 x 576) train 6 720 steps; down (576 x 1536) 2 520 steps of a wider MLP; k (192 x 576) 840.
+  assert.equal(f(1536, 576), 6 * 6720 * 64 * (3 * 256 * 576 + 256 * 256));
+  assert.equal(f(192, 576), 6 * 840 * 64 * (3 * 256 * 576 + 256 * 256));
+  assert.ok(f(1536, 576) > f(576, 1536) && f(576, 1536) > f(576, 576) && f(576, 576) > f(192, 576));
 });

@@ -57,8 +57,10 @@ from typing import Optional
 
 from . import hub
 from .checkpoint import read_manifest, weight_files
-from .errors import UserError
+from .errors import CommandParser, UserError, fail
 from .methods import DEFAULT_BIN, ROOT, catalogue, target_problem, use_bin
+
+COMMAND = "lesa compare"  # how the user runs this module (src/cli/python.ts)
 
 DEFAULT_METHODS = "lesa,copy,llama-pro,average,random,solar"
 # Variants a method spec may add with "+": NAME+FLAG (e.g. lesa+zero-out, lesa+align+zero-out).
@@ -78,7 +80,7 @@ STUDY_SEQ_LEN = 512  # issue 12: windows of at least 512 tokens, the model's con
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lesa_py.compare",
+    p = CommandParser(prog=COMMAND,
                                 description="Expand with every method, evaluate and train each, write a report.")
     a = p.add_argument
     a("dir", help="original HF checkpoint (safetensors)")
@@ -849,8 +851,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         res = run(args, argv)
     except UserError as e:
-        print(f"lesa compare: {e}", file=sys.stderr)
-        return 2
+        return fail(COMMAND, e)
     if args.json:
         print(json.dumps(res, indent=2))
     return 0 if res["summary"]["ok"] else 1

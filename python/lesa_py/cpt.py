@@ -44,10 +44,12 @@ from .checkpoints import (CheckpointError, everyone_or_nobody, failpoint, find_c
                           newest_checkpoint, remove_partial, save_checkpoint, set_rng_state, staged_dir)
 from .data import DataError, WindowSampler, eval_windows, sha256_file, tokenize_corpus
 from .lm import decoder_layers, depth, load_lm
-from .errors import UserError
+from .errors import CommandParser, UserError, fail
 
 # cpt's user errors are the package's (lesa_py.errors): printed as one line, exit status 2.
 CPTError = UserError
+
+COMMAND = "lesa train"  # how the user runs this module (src/cli/python.ts)
 
 
 # ----------------------------------------------------------------------------
@@ -55,8 +57,8 @@ CPTError = UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m lesa_py.cpt",
+    p = CommandParser(
+        prog=COMMAND,
         description="Continued pre-training of an expanded (lesa) checkpoint.",
     )
     a = p.add_argument
@@ -442,14 +444,14 @@ def check_run_dir(cfg, env: Dist, model_dir: Path, manifest: Optional[dict]) -> 
         remove_partial(out)
         ckpt, refused = find_checkpoint(out)
         for line in refused:
-            print(f"lesa cpt: {line}" + (f"; using {ckpt.name}" if ckpt else ""), file=sys.stderr, flush=True)
+            print(f"{COMMAND}: {line}" + (f"; using {ckpt.name}" if ckpt else ""), file=sys.stderr, flush=True)
         if ckpt is None and (cfg.resume is True or refused):
             # auto starts over only when nothing was ever saved: a corrupt checkpoint needs a person.
             choice[1] = (f"--resume: no complete checkpoint in {out / 'ckpt'}" if refused else
                          f"--resume: no checkpoint in {out / 'ckpt'} (--resume auto starts from step 0 then)")
         choice[0] = str(ckpt) if ckpt else None
         if ckpt is None and choice[1] is None and has_run:
-            print(f"lesa cpt: --resume auto: no checkpoint in {out / 'ckpt'} yet; starting from step 0",
+            print(f"{COMMAND}: --resume auto: no checkpoint in {out / 'ckpt'} yet; starting from step 0",
                   file=sys.stderr, flush=True)
             (out / "log.jsonl").unlink(missing_ok=True)
     if env.world > 1 or cfg.fsdp:
@@ -603,7 +605,7 @@ def resume(run: Run, ckpt_path: Path, identity: dict) -> tuple[int, int, float]:
     if run.master:
         truncate_log(run.out / "log.jsonl", state["step"])
     if run.master:  # even with --quiet: a job log must say where the run continued
-        print(f"lesa cpt: resumed from {ckpt_path} at step {state['step']}", file=sys.stderr, flush=True)
+        print(f"{COMMAND}: resumed from {ckpt_path} at step {state['step']}", file=sys.stderr, flush=True)
     return state["step"], state["tokens"], state["elapsed"]
 
 
@@ -648,21 +650,32 @@ def training_record(run: Run, identity: dict, step: int, tokens: int) -> dict:
             "settings": {k: v for k, v in identity.items() if k not in ("model", "train_sha256", "eval_sha256", "tokenizer")}}
 
 
-def final_manifest(run: Run, files: dict, training: dict) -> dict:
-    """lesa.json of OUT/final: the input's manifest (or one describing an unexpanded
-    model) with `files` recomputed over final/ and a `training` record added."""
+def files_layer_prefix(final: Path, n: int) -> str:
+    """The name prefix of the n decoder layers in the safetensors files of `final` (a wrapper's
+    files name them as its checkpoint format does, not as the in-memory modules do)."""
     import re
+
+    from safetensors import safe_open
+
+    found: dict[str, set] = {}
+    for f in sorted(final.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            for name in st.keys():
+                if mt := re.match(r"^(.+\.)(\d+)\.", name):
+                    found.setdefault(mt.group(1), set()).add(int(mt.group(2)))
+    return next((p for p, ix in found.items() if ix == set(range(n))), "model.layers.")
+
+
+def final_manifest(run: Run, final: Path, files: dict, training: dict) -> dict:
+    """lesa.json of OUT/final (written in `final`): the input's manifest (or one describing an
+    unexpanded model) with `files` recomputed over final/ and a `training` record added."""
     import time as _time
 
     if run.manifest is not None:
         m = dict(run.manifest)
     else:
         n = depth(run.raw)
-        found: dict[str, set] = {}
-        for name, _ in run.raw.named_parameters():
-            if mt := re.match(r"^(.+\.)(\d+)\.", name):
-                found.setdefault(mt.group(1), set()).add(int(mt.group(2)))
-        prefix = next((p for p, ix in found.items() if ix == set(range(n))), "model.layers.")
+        prefix = files_layer_prefix(final, n)
         m = {"format": MANIFEST_FORMAT, "lesa_version": __version__,
              "created": _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime()), "method": "none", "options": {},
              "source": {"dir": str(run.model_dir)}, "source_layers": n, "target_layers": n, "layer_prefix": prefix,
@@ -709,7 +722,7 @@ def save_final(run: Run, training: dict) -> Optional[Path]:
             (tmp / "config.json").write_text(json.dumps(cj, indent=2, sort_keys=True) + "\n")
             run.tokenizer.save_pretrained(tmp)
             files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
-            (tmp / "lesa.json").write_text(json.dumps(final_manifest(run, files, training), indent=2) + "\n")
+            (tmp / "lesa.json").write_text(json.dumps(final_manifest(run, tmp, files, training), indent=2) + "\n")
     except BaseException as e:
         failure = e
     everyone_or_nobody(failure, run.env.world)
@@ -846,8 +859,7 @@ def main(argv=None) -> int:
     try:
         summary = train(args)
     except CPTError as e:
-        print(f"lesa cpt: error: {e}", file=sys.stderr)
-        return 2
+        return fail(COMMAND, e)
     if args.json and int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))
     return 0

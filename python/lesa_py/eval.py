@@ -35,8 +35,10 @@ import time
 from pathlib import Path
 
 from .checkpoint import weight_files
-from .errors import UserError
+from .errors import CommandParser, UserError, fail
 from .progress import Progress
+
+COMMAND = "lesa eval"  # how the user runs this module (src/cli/python.ts)
 
 DTYPES = {"f32": "float32", "bf16": "bfloat16"}
 
@@ -192,7 +194,7 @@ def load(model_dir: str | Path, device: str = "cpu", dtype: str = "f32"):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lesa_py.eval", description=__doc__.split("\n\n")[0])
+    ap = CommandParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
     ap.add_argument("dir", help="checkpoint directory or Hugging Face hub id ORG/NAME[@REVISION]")
     ap.add_argument("--text", help="held-out perplexity on DATA: a text file, a directory, JSONL, Parquet or save_to_disk")
     ap.add_argument("--text-field", default="text", help="the text field of JSONL / Parquet / datasets rows")
@@ -247,13 +249,12 @@ def main(argv: list[str] | None = None) -> int:
             res.update(documents=corpus.documents_read, data_sha256=data_sha256)
             if corpus.bad:
                 res["skipped"] = dict(corpus.bad)
-                print(f"lesa_py.eval: {args.text}: {corpus.describe_bad()}", file=sys.stderr)
+                print(f"{COMMAND}: {args.text}: {corpus.describe_bad()}", file=sys.stderr)
         if task_list:
             res["tasks"] = tasks.run_tasks(model, tok, task_list, limit=args.limit, num_fewshot=args.num_fewshot,
                                            batch=args.batch, quiet=args.quiet)
     except (UserError, hub.UserError, tasks.TaskError) as e:
-        print(f"lesa_py.eval: error: {e}", file=sys.stderr)
-        return 2
+        return fail(COMMAND, e)
     if args.json:
         print(json.dumps(res))
         return 0

@@ -132,7 +132,7 @@ def test_train_refuses_bad_inputs_with_one_line(fx, tmp_path, capsys):
                          "--freeze", "none", "--cache-dir", str(tmp_path / "cache"), "--quiet"])
         err = capsys.readouterr().err
         assert code == 2, (name, err)
-        assert err.count("\n") == 1 and err.startswith("lesa cpt: error:") and msg in err, (name, err)
+        assert err.count("\n") == 1 and err.startswith("lesa train: error:") and msg in err, (name, err)
         assert not (tmp_path / f"run-{name}").exists(), name  # nothing written
 
 
@@ -144,7 +144,7 @@ def test_compare_refuses_bad_inputs_with_one_line(fx, tmp_path, capsys):
                              "--train", str(path), "--eval", str(good), "--quiet"])
         err = capsys.readouterr().err
         assert code == 2, (name, err)
-        assert err.count("\n") == 1 and err.startswith("lesa compare: --train:") and msg in err, (name, err)
+        assert err.count("\n") == 1 and err.startswith("lesa compare: error: --train:") and msg in err, (name, err)
         assert not (tmp_path / f"rep-{name}").exists(), name
 
 
@@ -208,4 +208,4 @@ def test_eval_refuses_bad_inputs_with_one_line(fx, tmp_path, capsys):
     for name, (msg, path) in hostile_inputs(tmp_path).items():
         code, out = eval_json(capsys, model, "--text", path)
         assert code == 2, (name, out.err)
-        assert out.err.count("\n") == 1 and out.err.startswith("lesa_py.eval: error:") and msg in out.err, (name, out.err)
+        assert out.err.count("\n") == 1 and out.err.startswith("lesa eval: error:") and msg in out.err, (name, out.err)

@@ -94,7 +94,7 @@ def test_checkpoint_is_hashed_and_a_corrupt_one_is_refused(tiny, capsys):
     capsys.readouterr()
     s = run(tiny, "corrupt", resume=True)
     err = capsys.readouterr().err
-    assert (f"lesa cpt: checkpoint {bad.parent} refused: optimizer.safetensors does not match its sha256"
+    assert (f"lesa train: checkpoint {bad.parent} refused: optimizer.safetensors does not match its sha256"
             in err), err
     assert "; using step-00000002" in err and f"resumed from {bad.parent.parent}/step-00000002 at step 2" in err
     assert s["start_step"] == 2
@@ -255,8 +255,8 @@ def test_disk_full_while_saving(tiny, tmp_path, capsys, monkeypatch):
         capsys.readouterr()
         assert cpt.main(cli) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 2 and err[0].startswith("lesa cpt: resumed from"), err
-        assert err[1].startswith(f"lesa cpt: error: disk full writing checkpoint step-00000004 to {out}/ckpt: "
+        assert len(err) == 2 and err[0].startswith("lesa train: resumed from"), err
+        assert err[1].startswith(f"lesa train: error: disk full writing checkpoint step-00000004 to {out}/ckpt: "
                                  "it needs "), err
         assert f"the previous checkpoint {ck2} is intact" in err[1]
         need = int(err[1].split("it needs ")[1].split(" bytes")[0])
@@ -270,7 +270,7 @@ def test_disk_full_while_saving(tiny, tmp_path, capsys, monkeypatch):
         monkeypatch.setattr(checkpoints, "free_bytes", lambda p, n=[0]: n.append(1) or (1 << 40 if len(n) == 2 else real(p)))
         assert cpt.main(cli) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert err[-1].startswith("lesa cpt: error: disk full writing checkpoint step-00000004"), err
+        assert err[-1].startswith("lesa train: error: disk full writing checkpoint step-00000004"), err
         assert sorted(p.name for p in (out / "ckpt").iterdir()) == ["latest", "step-00000002"]
         monkeypatch.undo()
 

@@ -158,7 +158,7 @@ def test_ddp_rank_killed_others_exit_then_resume_continues(tiny):
     r = subprocess.run(cmd + [str(tiny["root"] / "worker.py"), str(af)], env=env, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert f"lesa cpt: resumed from {out}/ckpt/step-00000002 at step 2" in r.stderr
+    assert f"lesa train: resumed from {out}/ckpt/step-00000002 at step 2" in r.stderr
     a = {r["step"]: r["loss"] for r in log_rows(full) if "loss" in r}
     b = {r["step"]: r["loss"] for r in log_rows(out) if "loss" in r}
     assert sorted(b) == [1, 2, 3, 4]

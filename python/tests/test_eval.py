@@ -122,6 +122,6 @@ def test_cli_user_errors(fx, tmp_path, capsys):
                  (tmp_path, "--text", text), (good, "--text", text, "--window", 8, "--stride", 16)]:
         assert main([*map(str, args), "--quiet"]) == 2, args
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("lesa_py.eval: error:"), err
+        assert err.count("\n") == 1 and err.startswith("lesa eval: error:"), err
     main([str(pickle_only), "--text", str(text)])
     assert "pickle" in capsys.readouterr().err

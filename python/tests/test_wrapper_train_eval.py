@@ -41,6 +41,20 @@ def test_train_changes_only_the_new_text_layers(fx, tmp_path, moby, arch):
     assert json.loads((final / "lesa.json").read_text())["training"]["trained_layers"] == new
 
 
+@pytest.mark.parametrize("arch", list(PREFIX))
+def test_training_an_unexpanded_wrapper_records_its_files_layer_names(fx, tmp_path, moby, arch):
+    src = fx(f"tiny-{arch}-f32")
+    (tmp_path / "t.txt").write_text(moby[:2000], encoding="utf-8")
+    s = cpt.train(dict(model=str(src), train=str(tmp_path / "t.txt"), out=str(tmp_path / "run"),
+                       cache_dir=str(tmp_path / "cache"), steps=1, seq_len=16, batch=1, warmup=0,
+                       save_every=0, save_final=True, freeze="none", quiet=True, device="cpu", dtype="f32"))
+    m = json.loads((Path(s["final"]) / "lesa.json").read_text())
+    n = text_cfg(src)["num_hidden_layers"]
+    names = tensors(Path(s["final"])).keys()
+    assert m["layer_prefix"] == PREFIX[arch] and m["target_layers"] == n and m["method"] == "none"
+    assert all(any(k.startswith(f"{m['layer_prefix']}{i}.") for k in names) for i in range(n))
+
+
 def eval_nll(capsys, model, text) -> float:
     code = lesa_eval.main([str(model), "--text", str(text), "--window", "32", "--stride", "16", "--max-tokens", "200",
                            "--device", "cpu", "--json", "--quiet"])

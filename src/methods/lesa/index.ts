@@ -6,7 +6,7 @@ import { preparePredicted, predictedResources } from './predicted.js';
 import { prepareOnTorch, startTorch, torchResources } from './torch.js';
 import { defaultThreads } from '../../native/index.js';
 import { UserError } from '../../errors.js';
-import { interiorLayers, predictWeight, train, typeSeed, type Predictor } from './predictor.js';
+import { interiorLayers, predictWeight, train, trainingFlops, typeSeed, type Predictor } from './predictor.js';
 
 /**
  * LESA (Yang et al., ACL 2025): per linear weight type, decompose, train the predictor on
@@ -51,7 +51,7 @@ export const lesa: Method = {
         layer: (j, US, threads) => predictWeight(d, p, d.sources.indexOf(j), d.sources.indexOf(j) + 1, US, threads),
         detail: { steps: p.steps, finalLoss: p.epochLosses[p.epochLosses.length - 1] },
       };
-    });
+    }, (type, rows, cols, layers) => trainingFlops(o, type, rows, cols, layers));
     try {
       if (exported) await exportPredictors(exportTarget()!, exported);
     } catch (e) {

@@ -27,13 +27,22 @@ export type LayerBuilder = (d: Decomposition, step: TypeProgress, phase: Prepare
   detail?: Record<string, unknown>;
 }>;
 
-/** One scheduling job per weight type: its working set and its spilled coefficient bytes. */
-function typeJobs(layout: ModelLayout, types: string[], maxMemory: number): Job[] {
+/** FLOPs a method spends on one type beyond the decomposition (LESA: training its predictor). */
+export type BuildCost = (type: string, rows: number, cols: number, layers: number) => number;
+
+/**
+ * One scheduling job per weight type: its working set, its spilled coefficient bytes, and its
+ * FLOPs: Gram and coefficient GEMMs (2·rows·rank·cols per layer each), the eigendecomposition
+ * (≈ 9·rows³), and what the method adds.
+ */
+function typeJobs(layout: ModelLayout, types: string[], maxMemory: number, cost?: BuildCost): Job[] {
   return types.map((type) => {
     const [rows, cols] = layout.typeInfo.get(type)!.shape;
     const layers = layersWith(layout, type).length;
     const spilled = !coefficientsInMemory(rows, cols, layers, maxMemory);
-    return { name: type, bytes: workingSetBytes(rows, cols, layers, maxMemory), scratch: spilled ? coefficientBytes(rows, cols, layers) : 0 };
+    const rank = Math.min(rows, layers * cols);
+    const work = 2 * layers * rows * cols * (rows + rank) + 9 * rows ** 3 + (cost?.(type, rows, cols, layers) ?? 0);
+    return { name: type, bytes: workingSetBytes(rows, cols, layers, maxMemory), scratch: spilled ? coefficientBytes(rows, cols, layers) : 0, work };
   });
 }
 
@@ -62,7 +71,7 @@ export function predictedResources(plan: Plan, ctx: MethodContext): PrepareResou
  * keeps one per process: the scheduler never runs a one-thread and an all-thread type together. Builders seed per type, so the bytes do
  * not depend on the order or the overlap.
  */
-export async function preparePredicted(ckpt: Checkpoint, plan: Plan, ctx: MethodContext, hooks: PrepareHooks, build: LayerBuilder): Promise<Prepared> {
+export async function preparePredicted(ckpt: Checkpoint, plan: Plan, ctx: MethodContext, hooks: PrepareHooks, build: LayerBuilder, cost?: BuildCost): Promise<Prepared> {
   const { layout } = ctx;
   const o = lesaOptionsOf(ctx);
   const blasThreads = ctx.options.threads ?? defaultThreads();
@@ -77,7 +86,7 @@ export async function preparePredicted(ckpt: Checkpoint, plan: Plan, ctx: Method
     const US = basis(d);
     return { layer: (j) => builder.layer(j, US, threads), release: () => release(d) };
   };
-  const jobs = typeJobs(layout, [...predictedGaps(plan).keys()], o.maxMemory);
+  const jobs = typeJobs(layout, [...predictedGaps(plan).keys()], o.maxMemory, cost);
   return prepareTypes(plan, ctx, hooks, byAddon, (run) => runScheduled(jobs, o.maxMemory, Math.min(MAX_CONCURRENT_TYPES, blasThreads), blasThreads, run));
 }
 

@@ -31,6 +31,13 @@ export async function train(d: Decomposition, targets: number[], o: LesaOptions,
   return { params, hidden: o.hidden, epochLosses, steps };
 }
 
+/** FLOPs of training one type's predictor (forward and backward of the 2C→H→H→C MLP per sample), for scheduling. */
+export function trainingFlops(o: Pick<LesaOptions, 'epochs' | 'batch' | 'predictorSteps' | 'hidden'>, type: string, rows: number, cols: number, layers: number): number {
+  const rank = Math.min(rows, layers * cols);
+  const steps = trainingSteps(o, type, Math.max(layers - 2, 0) * rank);
+  return 6 * steps * o.batch * (3 * o.hidden * cols + o.hidden * o.hidden);
+}
+
 /** W' = U diag(S) G_T([V_left, V_right]) for a layer between `left` and `right`. */
 export async function predictWeight(d: Decomposition, p: Predictor, left: number, right: number, US = basis(d), threads?: number): Promise<Float32Array> {
   const v = await predictRows(p.params, p.hidden, d.cols, await block(d, left), await block(d, right), d.rank, threads);

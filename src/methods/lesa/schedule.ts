@@ -1,8 +1,12 @@
-/** One weight type to process, the peak bytes it will hold, and the scratch bytes it writes (spilled blocks). */
+/**
+ * One weight type to process, the peak bytes it will hold, the scratch bytes it writes
+ * (spilled blocks), and an estimate of its compute (FLOPs; only compared between jobs).
+ */
 export interface Job {
   name: string;
   bytes: number;
   scratch?: number;
+  work?: number;
 }
 
 /** A job runs alone, with every BLAS thread, when it cannot share the budget even with the smallest other job. */
@@ -15,7 +19,8 @@ export function runsAlone(jobs: Job[], i: number, budget: number, slots: number)
 
 /**
  * Runs the jobs that can share first: up to `slots` at once on one BLAS thread each, a free
- * slot taking the first waiting job that fits in `budget` beside the running ones; then the
+ * slot taking the first waiting job that fits in `budget` beside the running ones, the most
+ * work first (longest-first keeps one slot from finishing alone long after the other); then the
  * jobs that cannot share (runsAlone), one after another on `threads`. Which thread count a
  * job gets depends on the sizes only, never on timing, so output bytes do not either. The
  * first failure stops new starts; running jobs finish before it is rethrown.
@@ -33,7 +38,7 @@ export async function runScheduled(jobs: Job[], budget: number, slots: number, t
     return p;
   };
   const alone = jobs.map((_, i) => runsAlone(jobs, i, budget, slots));
-  const waiting = jobs.flatMap((_, i) => (alone[i] ? [] : [i]));
+  const waiting = jobs.flatMap((_, i) => (alone[i] ? [] : [i])).sort((a, b) => (jobs[b].work ?? 0) - (jobs[a].work ?? 0));
   while (waiting.length > 0 && !failure) {
     const k = running.size >= slots ? -1 : waiting.findIndex((i) => running.size === 0 || used + jobs[i].bytes <= budget);
     if (k < 0) await Promise.race(running.values());
