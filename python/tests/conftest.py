@@ -1,6 +1,7 @@
 """Shared pytest fixtures: built test checkpoints (built on demand, instant when present)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,15 @@ def pytest_configure(config):
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # scripts/test.sh runs two workers on two cores: one thread each, here (torch) and in the
+        # processes the tests start (the lesa CLI's OpenBLAS, torch's OpenMP). Tests whose bytes
+        # depend on the thread count pass --threads themselves.
+        import torch
+
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +61,26 @@ def loaded(fx):
             model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
             cache[name] = (model, AutoTokenizer.from_pretrained(d))
         return cache[name]
+    return get
+
+
+@pytest.fixture(scope="module")
+def expansion(tmp_path_factory):
+    """expansion(src, method, target_layers, *flags) -> Path of `lesa expand src --method method
+    --target-layers N --quiet *flags`, run once per module for the same arguments: several tests
+    check one output (each its own property). Read-only: a test that changes it must copy it."""
+    from _cli import lesa
+
+    root = tmp_path_factory.mktemp("expansion")
+    cache: dict[tuple, Path] = {}
+
+    def get(src, method: str, target_layers: int, *flags) -> Path:
+        key = (str(src), method, int(target_layers), *map(str, flags))
+        if key not in cache:
+            out = root / f"out{len(cache)}"
+            lesa("expand", src, "-o", out, "--method", method, "--target-layers", target_layers, "--quiet", *flags)
+            cache[key] = out
+        return cache[key]
     return get
 
 

@@ -51,17 +51,17 @@ def untouched(fx):
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("method", METHODS)
-def test_every_method_loads_in_transformers(fx, tmp_path, untouched, arch, method):
+def test_every_method_loads_in_transformers(fx, tmp_path, untouched, expansion, arch, method):
     dtype = "bf16" if method in ("average", "lesa", "random") else "f32"
     src = fx(f"tiny-{arch}-{dtype}")
     L = layers_of(src)
-    out = tmp_path / "out"
     if method == "ot-fuse" and arch in UNALIGNABLE:
+        out = tmp_path / "out"
         p = lesa("expand", src, "-o", out, "--method", method, "--target-layers", L + 1, "--quiet", check=False)
         assert p.returncode == 2 and "alignment is not available" in p.stderr, p.stderr
         assert not out.exists()
         return
-    lesa("expand", src, "-o", out, "--method", method, "--target-layers", target_for(method, L), "--quiet", *extra_args(method))
+    out = expansion(src, method, target_for(method, L), *extra_args(method))
     rep = hfcheck.check(out)
     assert rep["ok"], rep["problems"]
     cfg = json.loads((out / "config.json").read_text())
@@ -112,11 +112,10 @@ def expected_layer(src_t: dict, prefix: str, layer: dict, how: str, method: str,
 
 @pytest.mark.parametrize("method", ["copy", "average", "solar", "stack"])
 @pytest.mark.parametrize("fixture", ["tiny-qwen2-bf16", "tiny-gemma3-f32", "tiny-llama-f32"])
-def test_tensors_equal_their_sources_exactly(fx, tmp_path, untouched, method, fixture):
+def test_tensors_equal_their_sources_exactly(fx, untouched, expansion, method, fixture):
     src = fx(fixture)
     L = layers_of(src)
-    out = tmp_path / "out"
-    lesa("expand", src, "-o", out, "--method", method, "--target-layers", target_for(method, L), "--quiet")
+    out = expansion(src, method, target_for(method, L))
     src_t, out_t = tensors(src), tensors(out)
     m = manifest(out)
     prefix = m["layer_prefix"]
@@ -141,16 +140,16 @@ def logits(d: Path, ids: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("method", ["llama-pro", "lesa --zero-out"])
 @pytest.mark.parametrize("fixture", [f"tiny-{a}-f32" for a in ARCHS] + ["smollm2-135m"])
-def test_identity_blocks_preserve_the_function(fx, tmp_path, moby, fixture, method):
+def test_identity_blocks_preserve_the_function(fx, untouched, expansion, moby, fixture, method):
     from transformers import AutoTokenizer
     if fixture == "smollm2-135m" and method != "llama-pro":
         pytest.skip("LESA on SmolLM2 is exercised elsewhere; the tiny models cover --zero-out")
     src = fx(fixture)
     L = layers_of(src)
-    out = tmp_path / "out"
     n = L + 2 if fixture.startswith("tiny") else 45
     name, *flags = method.split()
-    lesa("expand", src, "-o", out, "--method", name, "--target-layers", n, "--epochs", "1", "--quiet", *flags)
+    # llama-pro's output is the one test_every_method_loads_in_transformers checks (one run for both)
+    out = expansion(src, name, n, *flags, *(["--epochs", "1"] if name == "lesa" else []))
     ids = AutoTokenizer.from_pretrained(src)(moby[5000:6500], return_tensors="pt").input_ids[:, :256]
     a, b = logits(src, ids), logits(out, ids)
     assert (a - b).abs().max().item() <= 1e-5

@@ -71,25 +71,29 @@ def target_for(method: str, L: int) -> int:
     return {"stack": 2 * L, "solar": L + 2 if L % 2 == 0 else L + 1}.get(method, L + 2)
 
 
+# One LESA budget for the plain LESA runs, so that the tests checking other properties of one
+# expansion share it (the `expansion` fixture runs each distinct expansion once per module).
+LESA_EPOCHS = {"lesa": ["--epochs", "2"]}
+
+
 # Wrappers: llama-pro is run by the identity test below; random and stack add nothing a
 # wrapper could break that copy/solar do not (the suite runs on 2 cores).
 VLM_METHODS = ["copy", "average", "solar", "lesa", "ot-fuse"]
 
 
 @pytest.mark.parametrize("arch,method", [(a, m) for a in MOE for m in METHODS] + [(a, m) for a in VLM for m in VLM_METHODS])
-def test_every_method_loads_in_transformers(fx, tmp_path, arch, method):
+def test_every_method_loads_in_transformers(fx, tmp_path, expansion, arch, method):
     src = fx(f"tiny-{arch}-f32")
     L = text_cfg(src)["num_hidden_layers"]
-    out = tmp_path / "out"
     before = tree_hash(src)
     if method == "ot-fuse" and arch in MOE:
+        out = tmp_path / "out"
         p = lesa("expand", src, "-o", out, "--method", method, "--target-layers", L + 1, "--quiet", check=False)
         assert p.returncode == 2 and "alignment is not available" in p.stderr and "expert" in p.stderr, p.stderr
         assert not out.exists()
         return
     n = target_for(method, L)
-    lesa("expand", src, "-o", out, "--method", method, "--target-layers", n, "--quiet",
-         *(["--epochs", "2"] if method == "lesa" else []))
+    out = expansion(src, method, n, *LESA_EPOCHS.get(method, []))
     assert tree_hash(src) == before
     rep = hfcheck.check(out)  # loads with nothing missing/unexpected; save_pretrained gives back the files exactly
     assert rep["ok"] and rep["tensors_compared"] == len(tensors(out)), rep["problems"]
@@ -114,14 +118,12 @@ def logits(model, ids: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("method", ["llama-pro", "lesa --zero-out"])
 @pytest.mark.parametrize("arch", MOE + VLM)
-def test_identity_blocks_preserve_the_function(fx, tmp_path, moby, arch, method):
+def test_identity_blocks_preserve_the_function(fx, expansion, moby, arch, method):
     """Zeroed expert (and shared-expert) down projections, or zero post-norms on Gemma:
     image-free logits and greedy generation equal the source's."""
     src = fx(f"tiny-{arch}-f32")
-    out = tmp_path / "out"
     name, *flags = method.split()
-    lesa("expand", src, "-o", out, "--method", name, "--target-layers", text_cfg(src)["num_hidden_layers"] + 2,
-         "--epochs", "1", "--quiet", *flags)
+    out = expansion(src, name, text_cfg(src)["num_hidden_layers"] + 2, *flags, *(["--epochs", "1"] if name == "lesa" else []))
     assert_same_function(src, out, moby)
 
 
@@ -141,12 +143,11 @@ PREFIX = "model.layers."
 
 
 @pytest.mark.parametrize("arch", MOE)
-def test_experts_travel_with_their_layer(fx, tmp_path, arch):
+def test_experts_travel_with_their_layer(fx, expansion, arch):
     """average: a new layer's router and expert e are the mean of its two neighbours' router and
     expert e (the same index, never another expert); original layers are exact copies."""
     src = fx(f"tiny-{arch}-f32")
-    out = tmp_path / "out"
-    lesa("expand", src, "-o", out, "--method", "average", "--target-layers", text_cfg(src)["num_hidden_layers"] + 2, "--quiet")
+    out = expansion(src, "average", text_cfg(src)["num_hidden_layers"] + 2)
     s, o = tensors(src), tensors(out)
     per_layer = sorted({k[len(PREFIX):].split(".", 1)[1] for k in s if k.startswith(PREFIX)})
     assert sum(".experts.3." in k for k in per_layer) >= 3 and any(k.endswith("gate.weight") for k in per_layer)
@@ -185,14 +186,12 @@ LAYOUT = {"gemma3vlm": ("language_model.model.layers.", "vision_tower."),
 
 
 @pytest.mark.parametrize("arch", VLM)
-def test_wrapper_grows_only_the_language_model(fx, tmp_path, arch):
+def test_wrapper_grows_only_the_language_model(fx, expansion, arch):
     """Every tensor outside the language model's decoder layers (vision tower, projector,
     embeddings, final norm, lm_head) is byte-for-byte the source's; the layers are placed
     as the manifest says."""
     src = fx(f"tiny-{arch}-f32")
-    out = tmp_path / "out"
-    lesa("expand", src, "-o", out, "--method", "lesa", "--target-layers", text_cfg(src)["num_hidden_layers"] + 2,
-         "--epochs", "1", "--quiet")
+    out = expansion(src, "lesa", text_cfg(src)["num_hidden_layers"] + 2, *LESA_EPOCHS["lesa"])
     s, o = tensors(src), tensors(out)
     prefix, vision = LAYOUT[arch]
     others = [k for k in s if not k.startswith(prefix)]
