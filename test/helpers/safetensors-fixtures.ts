@@ -7,10 +7,11 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { DTYPE_SIZES, type DType, type TensorSpec } from '../../src/checkpoint/types.js';
 
-export const PYTHON = '/root/.cache/lesa/venv-probe/bin/python';
+/** The project's venv (scripts/test.sh exports LESA_PYTHON; the default is where setup_python.sh puts it). */
+export const PYTHON = process.env.LESA_PYTHON ?? path.join(os.homedir(), '.cache', 'lesa', 'venv', 'bin', 'python');
 
 let pyOk: boolean | null = null;
-/** The probe venv exists and imports safetensors and torch. */
+/** That python exists and imports safetensors and torch. */
 export function hasPython(): boolean {
   if (pyOk === null) {
     if (!fs.existsSync(PYTHON)) pyOk = false;
