@@ -60,7 +60,7 @@ export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: str
   hooks.step?.('eig', 0, 1);
   const { values, vectors } = await eigSym(G, rows, hooks.threads);
   hooks.step?.('eig', 1, 1);
-  const rank = Math.min(rows, L * cols);
+  const rank = decompositionRank(rows, cols, L);
   const S = new Float64Array(rank);
   for (let k = 0; k < rank; k++) S[k] = Math.sqrt(Math.max(values[k], 0));
   const U = rank === rows ? vectors : firstColumns(vectors, rows, rank);
@@ -83,7 +83,7 @@ export async function decompose(ckpt: Checkpoint, layout: ModelLayout, type: str
  * layer-sized buffers). An upper bound: the phases do not overlap.
  */
 export function workingSetBytes(rows: number, cols: number, layers: number, maxMemory: number): number {
-  const rank = Math.min(rows, layers * cols);
+  const rank = decompositionRank(rows, cols, layers);
   const vInMemory = coefficientsInMemory(rows, cols, layers, maxMemory) ? coefficientBytes(rows, cols, layers) : 0;
   const eig = 8 * (2 * rows * rows + 6 * rows + 1);
   const after = vInMemory + 4 * rows * rank + 3 * 4 * rank * cols + 3 * 4 * rows * cols + (rank < rows ? 8 * rows * rank : 0);
@@ -92,7 +92,12 @@ export function workingSetBytes(rows: number, cols: number, layers: number, maxM
 
 /** Bytes of one type's coefficient blocks (f32), in memory up to maxMemory, else in a scratch file. */
 export function coefficientBytes(rows: number, cols: number, layers: number): number {
-  return layers * Math.min(rows, layers * cols) * cols * 4;
+  return layers * decompositionRank(rows, cols, layers) * cols * 4;
+}
+
+/** Singular vectors kept for a type of `layers` [rows, cols] weights: all of them (the stack's rank bound). */
+export function decompositionRank(rows: number, cols: number, layers: number): number {
+  return Math.min(rows, layers * cols);
 }
 
 /** Whether a type's coefficient blocks stay in memory (else they go to a scratch file). */

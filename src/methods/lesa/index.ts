@@ -1,5 +1,5 @@
 import type { Method } from '../method.js';
-import { lesaPlan } from './plan.js';
+import { lesaPlan, stepsPerType } from './plan.js';
 import { lesaOptions, lesaOptionsOf } from './options.js';
 import { exportPredictors, exportTarget } from './export.js';
 import { preparePredicted, predictedResources } from './predicted.js';
@@ -39,6 +39,7 @@ export const lesa: Method = {
       }
     }
     const exported = exportTarget() ? new Map<string, { p: Predictor; cols: number }>() : undefined;
+    const steps = stepsPerType(ctx);
     const prepared = await preparePredicted(ckpt, plan, ctx, hooks, async (d, step, phase) => {
       const { options } = ctx;
       phase('train', { type: d.type, samples: (d.layers - 2) * d.rank });
@@ -51,7 +52,7 @@ export const lesa: Method = {
         layer: (j, US, threads) => predictWeight(d, p, d.sources.indexOf(j), d.sources.indexOf(j) + 1, US, threads),
         detail: { steps: p.steps, finalLoss: p.epochLosses[p.epochLosses.length - 1] },
       };
-    }, (type, rows, cols, layers) => trainingFlops(o, type, rows, cols, layers));
+    }, (type, cols) => trainingFlops(o, steps[type], cols));
     try {
       if (exported) await exportPredictors(exportTarget()!, exported);
     } catch (e) {

@@ -5,6 +5,7 @@ import { UserError } from '../../errors.js';
 import { recorded } from '../options.js';
 import { identityRecipes, perGapPlan } from '../per-gap.js';
 import { trainingSteps } from './budget.js';
+import { decompositionRank } from './decompose.js';
 import { lesaOptions, lesaOptionsOf } from './options.js';
 
 /**
@@ -59,7 +60,7 @@ export function stepsPerType(ctx: MethodContext): Record<string, number> {
     if (lt.role !== 'linear' || !info) continue;
     const [rows, cols] = info.shape;
     const layers = layersWith(layout, lt.type).length;
-    const rank = Math.min(rows, layers * cols);
+    const rank = decompositionRank(rows, cols, layers);
     out[lt.type] = trainingSteps(lesaOptionsOf(ctx), lt.type, Math.max(0, layers - 2) * rank);
   }
   return out;

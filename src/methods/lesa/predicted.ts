@@ -6,7 +6,7 @@ import { defaultThreads, fromF32 } from '../../native/index.js';
 import type { Plan } from '../../plan/recipe.js';
 import { predictedBytes, type PrepareResources } from '../../plan/resources.js';
 import type { MethodContext, PrepareHooks, Prepared } from '../method.js';
-import { basis, coefficientBytes, coefficientsInMemory, decompose, release, workingSetBytes, type Decomposition } from './decompose.js';
+import { basis, coefficientBytes, coefficientsInMemory, decompose, decompositionRank, release, workingSetBytes, type Decomposition } from './decompose.js';
 import { lesaOptionsOf } from './options.js';
 import { predictedGaps } from './plan.js';
 import { runScheduled, runsAlone, schedulePeak, type Job } from './schedule.js';
@@ -27,8 +27,8 @@ export type LayerBuilder = (d: Decomposition, step: TypeProgress, phase: Prepare
   detail?: Record<string, unknown>;
 }>;
 
-/** FLOPs a method spends on one type beyond the decomposition (LESA: training its predictor). */
-export type BuildCost = (type: string, rows: number, cols: number, layers: number) => number;
+/** FLOPs a method spends on one type (of `cols`-wide layers) beyond the decomposition (LESA: training its predictor). */
+export type BuildCost = (type: string, cols: number) => number;
 
 /**
  * One scheduling job per weight type: its working set, its spilled coefficient bytes, and its
@@ -40,8 +40,8 @@ function typeJobs(layout: ModelLayout, types: string[], maxMemory: number, cost?
     const [rows, cols] = layout.typeInfo.get(type)!.shape;
     const layers = layersWith(layout, type).length;
     const spilled = !coefficientsInMemory(rows, cols, layers, maxMemory);
-    const rank = Math.min(rows, layers * cols);
-    const work = 2 * layers * rows * cols * (rows + rank) + 9 * rows ** 3 + (cost?.(type, rows, cols, layers) ?? 0);
+    const rank = decompositionRank(rows, cols, layers);
+    const work = 2 * layers * rows * cols * (rows + rank) + 9 * rows ** 3 + (cost?.(type, cols) ?? 0);
     return { name: type, bytes: workingSetBytes(rows, cols, layers, maxMemory), scratch: spilled ? coefficientBytes(rows, cols, layers) : 0, work };
   });
 }

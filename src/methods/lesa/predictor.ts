@@ -31,10 +31,8 @@ export async function train(d: Decomposition, targets: number[], o: LesaOptions,
   return { params, hidden: o.hidden, epochLosses, steps };
 }
 
-/** FLOPs of training one type's predictor (forward and backward of the 2C→H→H→C MLP per sample), for scheduling. */
-export function trainingFlops(o: Pick<LesaOptions, 'epochs' | 'batch' | 'predictorSteps' | 'hidden'>, type: string, rows: number, cols: number, layers: number): number {
-  const rank = Math.min(rows, layers * cols);
-  const steps = trainingSteps(o, type, Math.max(layers - 2, 0) * rank);
+/** FLOPs of `steps` training steps of a predictor for `cols`-wide coefficients (forward and backward of the 2C→H→H→C MLP per sample), for scheduling. */
+export function trainingFlops(o: Pick<LesaOptions, 'batch' | 'hidden'>, steps: number, cols: number): number {
   return 6 * steps * o.batch * (3 * o.hidden * cols + o.hidden * o.hidden);
 }
 

@@ -5,7 +5,7 @@ import type { Plan } from '../../plan/recipe.js';
 import { UserError } from '../../errors.js';
 import type { MethodContext, PrepareHooks, Prepared } from '../method.js';
 import { trainingSteps } from './budget.js';
-import { readLayer, REL_TOL } from './decompose.js';
+import { decompositionRank, readLayer, REL_TOL } from './decompose.js';
 import { lesaOptionsOf } from './options.js';
 import { predictedGaps } from './plan.js';
 import { prepareTypes, type TypeBuilder } from './predicted.js';
@@ -27,7 +27,7 @@ export interface TorchRecord { device: 'cuda' | 'cpu-torch'; torch: string; gpu?
  * With `retain`, the L input layers too (f32), so that they cross the pipe once, not twice.
  */
 export function deviceBytes(rows: number, cols: number, layers: number, retain: boolean): number {
-  const rank = Math.min(rows, layers * cols);
+  const rank = decompositionRank(rows, cols, layers);
   const base = 3 * 8 * rows * rows + 8 * rows * rank + 4 * layers * rank * cols + 4 * rows * rank + 3 * 8 * rows * cols;
   return base + (retain ? 4 * layers * rows * cols : 0);
 }
